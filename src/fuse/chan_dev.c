@@ -1,0 +1,247 @@
+/* chan_dev.c — the /dev/fuse transports.
+ *
+ * classic: the textbook FUSE daemon. The thread blocks in read(2) on its
+ *   own cloned fd, serves the one request, waits for its reply, reads on.
+ * xfuse:   XFUSE's daemon side. The fd is non-blocking; the thread keeps up
+ *   to nslots requests in flight (the asynchronous model), reaps backend
+ *   I/O completions, and when idle spins for an adaptive budget (see
+ *   adaptive_wait.h) before sleeping in io_uring on "fd readable or a
+ *   completion or a wake-up".
+ *
+ * A reply is one writev(2) on the channel's fd; it may come from any
+ * thread, since the kernel matches replies to requests by unique.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "fuse/engine_internal.h"
+
+static void conn_gone(struct vfs_chan *c)
+{
+    struct vfs_session *s = c->s;
+    if (!atomic_exchange(&s->exited, 1)) {
+        LOG_INFO("fuse", "connection closed (unmounted); channel %d stops", c->idx);
+        ssize_t w = write(s->stop_pipe[1], "x", 1);
+        (void)w;
+    }
+}
+
+void chan_dev_send(struct vfs_req *r, const struct fuse_out_header *oh, const void *payload,
+                   size_t len)
+{
+    struct vfs_chan *c = r->chan;
+    struct iovec iov[2] = {
+        { (void *)oh, sizeof(*oh) },
+        { (void *)payload, len },
+    };
+    ssize_t n;
+    do {
+        n = writev(c->fd, iov, len ? 2 : 1);
+    } while (n < 0 && errno == EINTR);
+    /* ENOENT: the request was interrupted and already ended by the kernel. */
+    if (n < 0 && errno != ENOENT && errno != ENODEV)
+        LOG_WARN("fuse", "reply unique=%llu: %s", (unsigned long long)oh->unique, strerror(errno));
+    atomic_store_explicit(&r->busy, 0, memory_order_release);
+    if (vfs_current_chan != c && c->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(c->efd, &one, sizeof(one)); /* a slot freed: wake the channel */
+        (void)w;
+    }
+}
+
+/* Decode the frame in r and dispatch it, or answer a bad frame. */
+static void handle_frame(struct vfs_req *r, size_t n)
+{
+    int rc = fuse_decode_dev(r->buf, n, &r->m);
+    atomic_store_explicit(&r->busy, 1, memory_order_relaxed);
+    r->chan->nreq++;
+    if (rc == 0) {
+        vfs_dispatch(r);
+        return;
+    }
+    LOG_DEBUG("fuse", "bad frame opcode=%u len=%zu: %s", r->m.opcode, n, strerror(-rc));
+    if (r->m.unique != 0 && r->m.opcode != FUSE_FORGET && r->m.opcode != FUSE_BATCH_FORGET &&
+        r->m.opcode != FUSE_INTERRUPT)
+        vfs_reply_err(r, -rc);
+    else
+        atomic_store_explicit(&r->busy, 0, memory_order_release);
+}
+
+/* read(2) one frame; returns bytes, 0 for "try again", -1 when the
+ * connection is gone. */
+static ssize_t read_frame(struct vfs_chan *c, struct vfs_req *r)
+{
+    ssize_t n = read(c->fd, r->buf, r->buf_cap);
+    if (n > 0)
+        return n;
+    if (n == 0)
+        return -1;
+    switch (errno) {
+    case EINTR:
+    case EAGAIN:
+    case ENOENT: /* request interrupted while we were reading it */
+        return 0;
+    case ENODEV:
+        return -1;
+    default:
+        LOG_ERROR("fuse", "chan %d: read /dev/fuse: %s", c->idx, strerror(errno));
+        return -1;
+    }
+}
+
+static void wait_and_reap(struct vfs_chan *c)
+{
+    struct io_uring_cqe *cqe;
+    chan_arm_wake(c);
+    chan_flush_sq(c);
+    int rc = io_uring_wait_cqe(&c->ring, &cqe);
+    if (rc == 0)
+        chan_reap(c, cqe);
+    while (io_uring_peek_cqe(&c->ring, &cqe) == 0)
+        chan_reap(c, cqe);
+}
+
+static void *classic_main(void *arg)
+{
+    struct vfs_chan *c = arg;
+    vfs_current_chan = c;
+    struct vfs_req *r = &c->slots[0];
+    while (!atomic_load(&c->s->stopping)) {
+        ssize_t n = read_frame(c, r);
+        if (n < 0) {
+            conn_gone(c);
+            break;
+        }
+        if (n == 0)
+            continue;
+        handle_frame(r, (size_t)n);
+        /* classic: one request at a time, so wait for its reply */
+        while (atomic_load_explicit(&r->busy, memory_order_acquire))
+            wait_and_reap(c);
+    }
+    return NULL;
+}
+
+static struct vfs_req *free_slot(struct vfs_chan *c)
+{
+    for (int i = 0; i < c->nslots; i++) {
+        int j = (c->free_hint + i) % c->nslots;
+        if (!atomic_load_explicit(&c->slots[j].busy, memory_order_acquire)) {
+            c->free_hint = j + 1;
+            return &c->slots[j];
+        }
+    }
+    return NULL;
+}
+
+static void arm_fd_poll(struct vfs_chan *c)
+{
+    if (c->poll_armed)
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+    if (sqe == NULL) {
+        chan_flush_sq(c);
+        sqe = io_uring_get_sqe(&c->ring);
+        if (sqe == NULL)
+            return;
+    }
+    io_uring_prep_poll_add(sqe, c->fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | TAG_POLL);
+    c->sq_pending++;
+    c->poll_armed = 1;
+}
+
+static void *xfuse_main(void *arg)
+{
+    struct vfs_chan *c = arg;
+    struct vfs_session *s = c->s;
+    vfs_current_chan = c;
+    uint64_t spin_start = 0;
+    int gone = 0;
+
+    while (!gone && !atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+        int progress = 0;
+        struct io_uring_cqe *cqe;
+        while (io_uring_peek_cqe(&c->ring, &cqe) == 0) {
+            chan_reap(c, cqe);
+            progress = 1;
+        }
+        struct vfs_req *r;
+        while ((r = free_slot(c)) != NULL) {
+            ssize_t n = read_frame(c, r);
+            if (n < 0) {
+                gone = 1;
+                break;
+            }
+            if (n == 0)
+                break;
+            aw_on_arrival(&c->aw, now_ns());
+            handle_frame(r, (size_t)n);
+            progress = 1;
+        }
+        chan_flush_sq(c);
+        if (progress) {
+            if (spin_start) {
+                aw_on_spin_end(&c->aw, 1);
+                spin_start = 0;
+                atomic_fetch_sub(&s->spinners, 1);
+            }
+            continue;
+        }
+        /* idle: spin while the budget lasts and a core is free */
+        uint64_t now = now_ns();
+        if (spin_start == 0) {
+            uint64_t budget = aw_budget(&c->aw);
+            int spinners = atomic_load_explicit(&s->spinners, memory_order_relaxed);
+            if (budget > 0 && aw_cores_free(spinners) > spinners + 1) {
+                spin_start = now;
+                atomic_fetch_add(&s->spinners, 1);
+            }
+        }
+        if (spin_start) {
+            if (now - spin_start < aw_budget(&c->aw)) {
+                for (int i = 0; i < 16; i++)
+                    cpu_relax();
+                continue;
+            }
+            aw_on_spin_end(&c->aw, 0);
+            spin_start = 0;
+            atomic_fetch_sub(&s->spinners, 1);
+        }
+        /* sleep until the fd is readable (if we have room), an I/O ends,
+         * or another thread wakes us */
+        if (free_slot(c) != NULL)
+            arm_fd_poll(c);
+        wait_and_reap(c);
+    }
+    if (spin_start)
+        atomic_fetch_sub(&s->spinners, 1);
+    if (gone)
+        conn_gone(c);
+    return NULL;
+}
+
+void *chan_dev_reader_main(void *arg) { return classic_main(arg); }
+
+int chan_dev_start(struct vfs_chan *c)
+{
+    int fl = fcntl(c->fd, F_GETFL);
+    if (c->mode == CHAN_XFUSE)
+        fl |= O_NONBLOCK;
+    else
+        fl &= ~O_NONBLOCK;
+    if (fcntl(c->fd, F_SETFL, fl) < 0)
+        return -errno;
+    int rc = pthread_create(&c->thread, NULL, c->mode == CHAN_XFUSE ? xfuse_main : classic_main, c);
+    if (rc)
+        return -rc;
+    c->thread_started = 1;
+    return 0;
+}

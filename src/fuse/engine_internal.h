@@ -1,0 +1,142 @@
+/* engine_internal.h — structures shared by the engine's own files
+ * (session, dispatch, reply, transports). Not for backends: they see vfs.h.
+ *
+ * Request lifecycle (after the kernel's fs/fuse/dev.c): a channel owns a
+ * fixed array of request slots. A slot is taken when a request is read
+ * (or fetched from the ring), decoded, dispatched to the backend, and given
+ * back when the single reply has been sent. A slot never moves between
+ * channels, so channels share no lock.
+ */
+#ifndef VALORFS_FUSE_ENGINE_INTERNAL_H
+#define VALORFS_FUSE_ENGINE_INTERNAL_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "fuse/adaptive_wait.h"
+#include "fuse/decode.h"
+#include "fuse/session.h"
+#include "fuse/vfs.h"
+
+#define VFS_MAX_WRITE (1u << 20)          /* 1 MiB: max_pages 256 */
+#define VFS_MAX_PAGES 256
+#define VFS_DEV_BUF_SIZE (VFS_MAX_WRITE + 8192) /* frame: header + op + names + data */
+#define VFS_MAX_CHANNELS 64
+
+/* user_data tags in a channel's ring (pointers are 8-byte aligned). */
+#define TAG_MASK 7ull
+#define TAG_FUSE 1ull  /* a FUSE-over-io_uring entry: a request arrived */
+#define TAG_AIO 2ull   /* backend file I/O finished */
+#define TAG_WAKE 3ull  /* eventfd: a foreign thread posted work / fuse fd readable */
+#define TAG_POLL 4ull  /* /dev/fuse became readable */
+
+enum chan_mode { CHAN_CLASSIC, CHAN_XFUSE, CHAN_URING };
+
+struct vfs_chan;
+
+struct vfs_req {
+    struct vfs_chan *chan;
+    struct fuse_msg m;
+    struct vfs_ctx ctx;
+    _Atomic int busy;        /* slot holds a request not yet answered */
+    _Atomic uint64_t unique; /* for INTERRUPT lookup by other channels */
+    _Atomic int interrupted;
+
+    /* dev transports: the frame; uring: the payload buffer */
+    void *buf;
+    size_t buf_cap;
+    /* dev transports: reply payload area, allocated on first use */
+    void *reply_buf;
+    /* uring: the entry's header area */
+    struct fuse_uring_req_header *hdr;
+
+    vfs_aio_cb aio_cb;
+    void *aio_arg;
+    struct vfs_req *mbox_next; /* uring: answered by a foreign thread */
+};
+
+struct vfs_chan {
+    struct vfs_session *s;
+    int idx;
+    enum chan_mode mode;
+    int fd;    /* /dev/fuse fd (cloned) this channel reads or registers on */
+    int qid;   /* uring queue id (= CPU) */
+    pthread_t thread;
+    int thread_started;
+
+    struct io_uring ring; /* aio (all modes) and FUSE commands (uring) */
+    int ring_ok;
+    unsigned sq_pending;
+
+    struct vfs_req *slots;
+    int nslots;
+    int free_hint;
+
+    int efd; /* eventfd: wakes the channel for foreign replies */
+    int efd_armed;
+    int poll_armed;
+    uint64_t efd_val;
+    pthread_mutex_t mbox_lock;
+    struct vfs_req *mbox;
+
+    struct adaptive_wait aw;
+    int spinning;
+
+    /* stats (owned by the channel thread) */
+    uint64_t nreq;
+};
+
+struct vfs_session {
+    const struct vfs_ops *ops;
+    void *fs;
+    struct vfs_session_opts o;
+    char *mountpoint;
+    int devfd;
+    int mounted_with_fusermount;
+
+    /* negotiated */
+    uint32_t proto_minor;
+    uint64_t kernel_flags;
+    uint64_t flags;
+    enum vfs_transport active;
+
+    struct vfs_chan *chans[VFS_MAX_CHANNELS];
+    int nchans;
+    _Atomic int spinners;
+    _Atomic int stopping;
+    _Atomic int exited; /* connection gone */
+    int stop_pipe[2];
+    pthread_t dev_reader; /* uring mode: /dev/fuse reader beside the rings */
+    int dev_reader_started;
+};
+
+/* dispatch.c */
+void vfs_dispatch(struct vfs_req *r);
+void vfs_handle_interrupt(struct vfs_session *s, uint64_t unique);
+
+/* reply.c: transport-independent send */
+void vfs_send(struct vfs_req *r, int error, const void *payload, size_t len);
+
+/* transports */
+int chan_dev_start(struct vfs_chan *c);
+void chan_dev_send(struct vfs_req *r, const struct fuse_out_header *oh, const void *payload,
+                   size_t len);
+int chan_uring_setup(struct vfs_session *s);
+void chan_uring_send(struct vfs_req *r, const struct fuse_out_header *oh, const void *payload,
+                     size_t len);
+void *chan_dev_reader_main(void *arg);
+
+/* common channel helpers (chan_common.c) */
+int chan_ring_init(struct vfs_chan *c, unsigned entries, unsigned flags);
+void chan_reap(struct vfs_chan *c, struct io_uring_cqe *cqe);
+int chan_process_mbox(struct vfs_chan *c);
+void chan_arm_wake(struct vfs_chan *c);
+void chan_flush_sq(struct vfs_chan *c);
+void chan_free(struct vfs_chan *c);
+extern _Thread_local struct vfs_chan *vfs_current_chan;
+
+#endif

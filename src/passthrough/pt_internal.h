@@ -1,0 +1,28 @@
+/* pt_internal.h — shared between the passthrough backend's files. */
+#ifndef VALORFS_PASSTHROUGH_INTERNAL_H
+#define VALORFS_PASSTHROUGH_INTERNAL_H
+
+#include <stddef.h>
+
+#include "fuse/vfs.h"
+#include "passthrough/inode_table.h"
+#include "passthrough/passthrough.h"
+
+struct pt_fs {
+    struct pt_opts o;
+    struct pt_table nodes;
+};
+
+void pt_proc_path(int fd, char *buf, size_t len);
+int pt_valid_name(const char *name);
+/* Resolve name under parent, take a lookup reference, fill the entry. */
+int pt_do_lookup(struct pt_fs *fs, struct pt_node *parent, const char *name,
+                 struct fuse_entry_out *e);
+
+void pt_opendir(struct vfs_req *r, uint64_t ino, int flags);
+void pt_readdir(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size,
+                int plus);
+void pt_releasedir(struct vfs_req *r, uint64_t ino, uint64_t fh);
+void pt_fsyncdir(struct vfs_req *r, uint64_t ino, uint64_t fh, int datasync);
+
+#endif
