@@ -120,7 +120,8 @@ void chan_reap(struct vfs_chan *c, struct io_uring_cqe *cqe)
 static int aio_prep(struct vfs_req *r, vfs_aio_cb cb, void *arg, struct io_uring_sqe **out)
 {
     struct vfs_chan *c = r->chan;
-    if (vfs_current_chan != c || !c->ring_ok || r->aio_cb != NULL)
+    /* classic channels are the textbook daemon: synchronous I/O */
+    if (c->mode == CHAN_CLASSIC || vfs_current_chan != c || !c->ring_ok || r->aio_cb != NULL)
         return -EAGAIN;
     struct io_uring_sqe *sqe = chan_get_sqe(c);
     if (sqe == NULL)

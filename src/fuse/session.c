@@ -331,6 +331,13 @@ int vfs_session_run(struct vfs_session *s)
         /* a classic reader may sit in read(2): abort makes it return */
         pthread_join(c->thread, NULL);
     }
+    static const char *const mode_names[] = { "classic", "xfuse", "uring" };
+    for (int i = 0; i < s->nchans; i++) {
+        struct vfs_chan *c = s->chans[i];
+        LOG_INFO("fuse", "channel %d mode=%s requests=%llu spin_hits=%llu spin_misses=%llu",
+                 c->idx, mode_names[c->mode], (unsigned long long)c->nreq,
+                 (unsigned long long)c->aw.hits, (unsigned long long)c->aw.misses);
+    }
     if (s->ops->destroy)
         s->ops->destroy(s->fs);
     return rc < 0 ? rc : 0;

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <linux/magic.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -38,6 +41,9 @@ void *pt_new(const char *root_dir, const struct pt_opts *o)
         errno = e;
         return NULL;
     }
+    struct statfs sf;
+    if (fstatfs(fd, &sf) == 0)
+        fs->mem_backed = sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
     if (pt_table_init(&fs->nodes, fd, st.st_dev, st.st_ino) < 0) {
         close(fd);
         free(fs);
@@ -460,9 +466,21 @@ static void pt_read(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, 
     }
     if (size > cap)
         size = (uint32_t)cap;
-    if (vfs_aio_read(r, (int)fh, buf, size, off, read_done, buf) == 0)
-        return;
-    ssize_t n = pread((int)fh, buf, size, (off_t)off);
+    struct pt_fs *fs = vfs_req_fs(r);
+    struct iovec iov = { buf, size };
+    ssize_t n;
+    if (!fs->mem_backed) {
+        /* served from the page cache without blocking? then answer now;
+         * otherwise let the channel's ring do the waiting */
+        n = preadv2((int)fh, &iov, 1, (off_t)off, RWF_NOWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EOPNOTSUPP)) {
+            read_done(r, n < 0 ? -errno : (int)n, buf);
+            return;
+        }
+        if (vfs_aio_read(r, (int)fh, buf, size, off, read_done, buf) == 0)
+            return;
+    }
+    n = pread((int)fh, buf, size, (off_t)off);
     read_done(r, n < 0 ? -errno : (int)n, buf);
 }
 
@@ -480,7 +498,8 @@ static void pt_write(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off,
 {
     (void)ino;
     (void)write_flags;
-    if (vfs_aio_write(r, (int)fh, data, size, off, write_done, NULL) == 0)
+    struct pt_fs *fs = vfs_req_fs(r);
+    if (!fs->mem_backed && vfs_aio_write(r, (int)fh, data, size, off, write_done, NULL) == 0)
         return;
     ssize_t n = pwrite((int)fh, data, size, (off_t)off);
     write_done(r, n < 0 ? -errno : (int)n, NULL);

@@ -11,6 +11,9 @@
 struct pt_fs {
     struct pt_opts o;
     struct pt_table nodes;
+    /* The backing file system keeps data in memory (tmpfs, ramfs): its
+     * I/O never blocks, so a plain syscall beats a trip through io-wq. */
+    int mem_backed;
 };
 
 void pt_proc_path(int fd, char *buf, size_t len);
