@@ -34,7 +34,12 @@
 #define TAG_WAKE 3ull  /* eventfd: a foreign thread posted work / fuse fd readable */
 #define TAG_POLL 4ull  /* /dev/fuse became readable */
 
-enum chan_mode { CHAN_CLASSIC, CHAN_XFUSE, CHAN_URING };
+/* CHAN_TEST is a test hook, never used by a running session: the fuzz
+ * harness (fuzz/fuzz_dispatch.c) builds a fake session/channel/request in
+ * this mode, and vfs_send() then records the reply in the request
+ * (test_nreplies, test_error, test_len) instead of writing to a fd or ring.
+ * Keep it last so the other modes keep their values. */
+enum chan_mode { CHAN_CLASSIC, CHAN_XFUSE, CHAN_URING, CHAN_TEST };
 
 struct vfs_chan;
 
@@ -57,6 +62,11 @@ struct vfs_req {
     vfs_aio_cb aio_cb;
     void *aio_arg;
     struct vfs_req *mbox_next; /* uring: answered by a foreign thread */
+
+    /* CHAN_TEST only: what vfs_send() was asked to send */
+    int test_nreplies;
+    int test_error;
+    size_t test_len;
 };
 
 struct vfs_chan {

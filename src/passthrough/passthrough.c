@@ -473,7 +473,9 @@ static void pt_read(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, 
         /* served from the page cache without blocking? then answer now;
          * otherwise let the channel's ring do the waiting */
         n = preadv2((int)fh, &iov, 1, (off_t)off, RWF_NOWAIT);
-        if (n >= 0 || (errno != EAGAIN && errno != EOPNOTSUPP)) {
+        /* a short NOWAIT read may just mean "rest not cached": only a full
+         * one (or a real error) is final; a short read would read as EOF */
+        if (n == (ssize_t)size || (n < 0 && errno != EAGAIN && errno != EOPNOTSUPP)) {
             read_done(r, n < 0 ? -errno : (int)n, buf);
             return;
         }
