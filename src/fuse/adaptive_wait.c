@@ -76,9 +76,12 @@ static int read_runnable(void)
 
 int aw_cores_free(int own_spinners)
 {
-    static int ncpu;
-    if (ncpu == 0)
+    static _Atomic int ncpu_cached;
+    int ncpu = atomic_load_explicit(&ncpu_cached, memory_order_relaxed);
+    if (ncpu == 0) {
         ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        atomic_store_explicit(&ncpu_cached, ncpu, memory_order_relaxed);
+    }
     uint64_t now = now_ns();
     if (now - atomic_load_explicit(&cores_stamp_ns, memory_order_relaxed) > 20000000ull) {
         atomic_store_explicit(&cores_stamp_ns, now, memory_order_relaxed);

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# test.sh — the whole valorfs test suite, as CI runs it (bash .ci/run).
+#
+# Stages, each counted in the closing "N passed, N failed, N skipped" line:
+#   build     gcc and clang, -Wall -Wextra -Werror
+#   unit      meson unit tests (gcc build)
+#   integ     pytest battery: real mounts through /dev/fuse, every transport
+#   asan      ASan+UBSan build: unit tests + the battery on xfuse and uring
+#   tsan      TSan build: the concurrent stress run (threads share state)
+#   fuzz      libFuzzer targets, bounded time each
+# Any sanitizer report fails the stage that produced it.
+#
+# Environment: FUZZ_SECONDS (default 15), SKIP_STAGES="tsan fuzz" to skip.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+[[ $(id -u) -eq 0 ]] || { echo "test.sh: run as root (mounts and uid switches)" >&2; exit 1; }
+
+bash scripts/install-deps.sh || { echo "test.sh: installing dependencies failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0 failed=0 skipped=0
+results=$(mktemp -d /tmp/valorfs-test.XXXXXX)
+trap 'rm -rf "$results"' EXIT
+started=$(date +%s)
+
+note() { printf '[%4ds] %s\n' $(( $(date +%s) - started )) "$*"; }
+skip_stage() { [[ " ${SKIP_STAGES:-} " == *" $1 "* ]]; }
+pass() { passed=$((passed + 1)); note "PASS $*"; }
+fail() { failed=$((failed + 1)); note "FAIL $*"; }
+
+# Count a pytest junit xml into the totals.
+count_junit() {
+  local xml=$1 label=$2
+  if [[ ! -s $xml ]]; then fail "$label: no results (pytest crashed?)"; return; fi
+  read -r p f s < <(python3 - "$xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(x.get("tests", 0)) for x in suites)
+f = sum(int(x.get("failures", 0)) + int(x.get("errors", 0)) for x in suites)
+s = sum(int(x.get("skipped", 0)) for x in suites)
+print(t - f - s, f, s)
+EOF
+)
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  note "$label: $p passed, $f failed, $s skipped"
+}
+
+# Count meson test results.
+count_meson() {
+  local dir=$1 label=$2; shift 2
+  if meson test -C "$dir" --print-errorlogs "$@" >"$results/$label.log" 2>&1; then :; fi
+  local ok fl
+  ok=$(grep -E '^Ok:' "$results/$label.log" | awk '{print $2}')
+  fl=$(grep -E '^(Fail|Timeout|Unexpected Pass):' "$results/$label.log" | awk '{s+=$2} END {print s+0}')
+  ok=${ok:-0}
+  passed=$((passed + ok)); failed=$((failed + fl))
+  note "$label: $ok passed, $fl failed"
+  ((fl == 0)) || cat "$results/$label.log"
+}
+
+cleanup_mounts() {
+  # nothing of ours may stay mounted between stages
+  grep -E ' fuse\.valorfs ' /proc/mounts | awk '{print $2}' | while read -r m; do umount -l "$m" 2>/dev/null; done
+  pkill -KILL -f 'valorfs-fuse' 2>/dev/null || true
+}
+
+# ---- build ----
+note "build: gcc"
+if CC=gcc bash scripts/build.sh build >"$results/build-gcc.log" 2>&1; then pass "build gcc -Werror"; else fail "build gcc"; cat "$results/build-gcc.log"; fi
+note "build: clang"
+if CC=clang bash scripts/build.sh build-clang >"$results/build-clang.log" 2>&1; then pass "build clang -Werror"; else fail "build clang"; cat "$results/build-clang.log"; fi
+
+# ---- unit ----
+count_meson build unit --suite unit
+
+# ---- integration ----
+echo Y > /sys/module/fuse/parameters/enable_uring 2>/dev/null || true
+if [[ -d tests/integration ]]; then
+  note "integ: pytest battery on every transport"
+  VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse python3 -m pytest -q -p no:cacheprovider \
+    --junitxml="$results/integ.xml" tests/integration 2>&1 | tail -n 30
+  count_junit "$results/integ.xml" integ
+  cleanup_mounts
+fi
+
+# ---- asan + ubsan ----
+if skip_stage asan; then note "asan: skipped"; else
+  note "asan: building with -fsanitize=address,undefined"
+  if CC=clang bash scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+      >"$results/build-asan.log" 2>&1; then
+    pass "build asan+ubsan"
+    san=$(mktemp -d /tmp/valorfs-san.XXXXXX)
+    export ASAN_OPTIONS="log_path=$san/asan:detect_leaks=1:abort_on_error=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$san/ubsan"
+    count_meson build-asan asan-unit --suite unit
+    if [[ -d tests/integration ]]; then
+      VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_SANITIZER_LOG_DIR=$san \
+        python3 -m pytest -q -p no:cacheprovider -k "xfuse or uring" \
+        --junitxml="$results/asan.xml" tests/integration/test_posix.py 2>&1 | tail -n 20
+      count_junit "$results/asan.xml" asan-integ
+      cleanup_mounts
+    fi
+    if compgen -G "$san/*" >/dev/null; then fail "asan/ubsan reports:"; cat "$san"/* | head -n 80; fi
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+    rm -rf "$san"
+  else
+    fail "build asan+ubsan"; cat "$results/build-asan.log"
+  fi
+fi
+
+# ---- tsan ----
+if skip_stage tsan; then note "tsan: skipped"; else
+  note "tsan: building with -fsanitize=thread"
+  if CC=clang bash scripts/build.sh build-tsan -Db_sanitize=thread -Db_lundef=false \
+      >"$results/build-tsan.log" 2>&1; then
+    pass "build tsan"
+    san=$(mktemp -d /tmp/valorfs-san.XXXXXX)
+    export TSAN_OPTIONS="log_path=$san/tsan:halt_on_error=0"
+    if [[ -f tests/integration/test_stress.py ]]; then
+      VALORFS_FUSE=$repo/build-tsan/src/tools/valorfs-fuse VALORFS_SANITIZER_LOG_DIR=$san \
+        VALORFS_STRESS_SECONDS=20 python3 -m pytest -q -p no:cacheprovider -k "xfuse or uring" \
+        --junitxml="$results/tsan.xml" tests/integration/test_stress.py 2>&1 | tail -n 20
+      count_junit "$results/tsan.xml" tsan-stress
+      cleanup_mounts
+    fi
+    if compgen -G "$san/*" >/dev/null; then fail "tsan reports:"; cat "$san"/* | head -n 80; fi
+    unset TSAN_OPTIONS
+    rm -rf "$san"
+  else
+    fail "build tsan"; cat "$results/build-tsan.log"
+  fi
+fi
+
+# ---- fuzz ----
+if skip_stage fuzz || [[ ! -x scripts/fuzz.sh ]]; then note "fuzz: skipped"; skipped=$((skipped + 1)); else
+  note "fuzz: ${FUZZ_SECONDS:-15}s per target"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}" >"$results/fuzz.log" 2>&1
+  while read -r line; do
+    case "$line" in
+      "fuzz "*": ok"*) pass "$line" ;;
+      "fuzz "*": FAILED"*) fail "$line" ;;
+    esac
+  done <"$results/fuzz.log"
+  grep -q "^fuzz .*: \(ok\|FAILED\)" "$results/fuzz.log" || { fail "fuzz: no target ran"; tail -n 40 "$results/fuzz.log"; }
+fi
+
+note "done in $(( $(date +%s) - started ))s"
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))
