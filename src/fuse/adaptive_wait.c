@@ -91,5 +91,5 @@ int aw_cores_free(int own_spinners)
     int busy = atomic_load_explicit(&cores_busy_cached, memory_order_relaxed) - own_spinners;
     if (busy < 0)
         busy = 0;
-    return ncpu - busy;
+    return busy >= ncpu ? 0 : ncpu - busy;
 }

@@ -96,6 +96,7 @@ void chan_reap(struct vfs_chan *c, struct io_uring_cqe *cqe)
     switch (ud & TAG_MASK) {
     case TAG_AIO: {
         struct vfs_req *r = ptr;
+        c->aio_inflight--;
         vfs_aio_cb cb = r->aio_cb;
         r->aio_cb = NULL;
         if (cb)
@@ -128,6 +129,7 @@ static int aio_prep(struct vfs_req *r, vfs_aio_cb cb, void *arg, struct io_uring
         return -EBUSY;
     r->aio_cb = cb;
     r->aio_arg = arg;
+    c->aio_inflight++;
     *out = sqe;
     return 0;
 }
@@ -185,6 +187,8 @@ void chan_free(struct vfs_chan *c)
         close(c->efd);
     if (c->fd >= 0 && c->fd != c->s->devfd)
         close(c->fd);
+    if (c->fd_block >= 0)
+        close(c->fd_block);
     pthread_mutex_destroy(&c->mbox_lock);
     free(c);
 }

@@ -8,6 +8,14 @@
  *   adaptive_wait.h) before sleeping in io_uring on "fd readable or a
  *   completion or a wake-up".
  *
+ * Channel selection (xfuse). Every cloned fd reads the same kernel queue,
+ * so the daemon decides which channels listen: one leader watches the fd
+ * (spinning, then polling); the other channels are followers that sleep on
+ * their own eventfd and are recruited one at a time when the leader finds
+ * more than one request waiting (load > 1). At QD1 a single channel serves
+ * everything with no thundering herd of wake-ups; under load as many
+ * channels run as there are requests to spread.
+ *
  * A reply is one writev(2) on the channel's fd; it may come from any
  * thread, since the kernel matches replies to requests by unique.
  */
@@ -43,7 +51,7 @@ void chan_dev_send(struct vfs_req *r, const struct fuse_out_header *oh, const vo
     };
     ssize_t n;
     do {
-        n = writev(c->fd, iov, len ? 2 : 1);
+        n = writev(r->reply_fd, iov, len ? 2 : 1);
     } while (n < 0 && errno == EINTR);
     /* ENOENT: the request was interrupted and already ended by the kernel. */
     if (n < 0 && errno != ENOENT && errno != ENODEV)
@@ -78,6 +86,7 @@ static void handle_frame(struct vfs_req *r, size_t n)
  * connection is gone. */
 static ssize_t read_frame(struct vfs_chan *c, struct vfs_req *r)
 {
+    r->reply_fd = c->fd;
     ssize_t n = read(c->fd, r->buf, r->buf_cap);
     if (n > 0)
         return n;
@@ -158,6 +167,32 @@ static void arm_fd_poll(struct vfs_chan *c)
     c->poll_armed = 1;
 }
 
+/* Wake one sleeping follower, if any. */
+static void recruit_follower(struct vfs_session *s)
+{
+    uint64_t mask = atomic_load_explicit(&s->idle_followers, memory_order_acquire);
+    while (mask) {
+        int i = __builtin_ctzll(mask);
+        if (atomic_compare_exchange_weak(&s->idle_followers, &mask, mask & ~(1ull << i))) {
+            uint64_t one = 1;
+            ssize_t w = write(s->chans[i]->efd, &one, sizeof(one));
+            (void)w;
+            return;
+        }
+    }
+}
+
+static int is_leader(struct vfs_chan *c)
+{
+    int expect = -1;
+    int cur = atomic_load_explicit(&c->s->xfuse_leader, memory_order_relaxed);
+    if (cur == c->idx)
+        return 1;
+    if (cur == -1 && atomic_compare_exchange_strong(&c->s->xfuse_leader, &expect, c->idx))
+        return 1;
+    return 0;
+}
+
 static void *xfuse_main(void *arg)
 {
     struct vfs_chan *c = arg;
@@ -167,7 +202,7 @@ static void *xfuse_main(void *arg)
     int gone = 0;
 
     while (!gone && !atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
-        int progress = 0;
+        int progress = 0, nread = 0;
         struct io_uring_cqe *cqe;
         while (io_uring_peek_cqe(&c->ring, &cqe) == 0) {
             chan_reap(c, cqe);
@@ -182,6 +217,8 @@ static void *xfuse_main(void *arg)
             }
             if (n == 0)
                 break;
+            if (++nread == 2)
+                recruit_follower(s); /* more than one waiting: spread the load */
             aw_on_arrival(&c->aw, now_ns());
             handle_frame(r, (size_t)n);
             progress = 1;
@@ -195,12 +232,13 @@ static void *xfuse_main(void *arg)
             }
             continue;
         }
-        /* idle: spin while the budget lasts and a core is free */
+        int leader = is_leader(c);
+        /* idle leader: spin while the budget lasts and a core is free */
         uint64_t now = now_ns();
-        if (spin_start == 0) {
+        if (leader && spin_start == 0) {
             uint64_t budget = aw_budget(&c->aw);
             int spinners = atomic_load_explicit(&s->spinners, memory_order_relaxed);
-            if (budget > 0 && aw_cores_free(spinners) > spinners + 1) {
+            if (budget > 0 && aw_cores_free(spinners) > spinners) {
                 spin_start = now;
                 atomic_fetch_add(&s->spinners, 1);
             }
@@ -215,11 +253,30 @@ static void *xfuse_main(void *arg)
             spin_start = 0;
             atomic_fetch_sub(&s->spinners, 1);
         }
-        /* sleep until the fd is readable (if we have room), an I/O ends,
-         * or another thread wakes us */
-        if (free_slot(c) != NULL)
-            arm_fd_poll(c);
+        /* sleep: the leader until the fd is readable (if it has room), an
+         * I/O ends or it is woken; a follower until recruited or an I/O ends */
+        if (leader) {
+            /* nothing else to wait for: a plain blocking read is the
+             * cheapest sleep (one syscall, woken by the request itself) */
+            if (c->aio_inflight == 0 && (r = free_slot(c)) != NULL) {
+                r->reply_fd = c->fd_block;
+                ssize_t n = read(c->fd_block, r->buf, r->buf_cap);
+                if (n > 0) {
+                    aw_on_arrival(&c->aw, now_ns());
+                    handle_frame(r, (size_t)n);
+                } else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != ENOENT)) {
+                    gone = 1;
+                }
+                continue;
+            }
+            if (free_slot(c) != NULL)
+                arm_fd_poll(c);
+        } else {
+            atomic_fetch_or(&s->idle_followers, 1ull << c->idx);
+        }
         wait_and_reap(c);
+        if (!leader)
+            atomic_fetch_and(&s->idle_followers, ~(1ull << c->idx));
     }
     if (spin_start)
         atomic_fetch_sub(&s->spinners, 1);

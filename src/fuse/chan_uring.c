@@ -120,7 +120,7 @@ void chan_uring_send(struct vfs_req *r, const struct fuse_out_header *oh, const 
 void chan_uring_on_cqe(struct vfs_chan *c, struct vfs_req *r, int res)
 {
     if (res < 0) {
-        if (!atomic_load(&c->s->exited) && !atomic_load(&c->s->stopping))
+        if (res != -ENOTCONN && !atomic_load(&c->s->exited) && !atomic_load(&c->s->stopping))
             LOG_WARN("fuse", "queue %d: entry ended: %s", c->qid, strerror(-res));
         c->spinning = -1; /* the queue is torn down; leave the loop */
         return;
@@ -238,6 +238,7 @@ int chan_uring_setup(struct vfs_session *s)
         c->mode = CHAN_URING;
         c->qid = q;
         c->fd = s->devfd;
+        c->fd_block = -1;
         c->efd = -1;
         pthread_mutex_init(&c->mbox_lock, NULL);
         aw_init(&c->aw, (uint64_t)s->o.max_spin_us * 1000);

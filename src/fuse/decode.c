@@ -43,7 +43,9 @@ static const struct op_desc op_table[] = {
     OP(FUSE_STATFS, "STATFS", 0, BODY_NONE),
     OP(FUSE_RELEASE, "RELEASE", sizeof(struct fuse_release_in), BODY_NONE),
     OP(FUSE_FSYNC, "FSYNC", sizeof(struct fuse_fsync_in), BODY_NONE),
-    OP(FUSE_SETXATTR, "SETXATTR", sizeof(struct fuse_setxattr_in), BODY_XATTR_SET),
+    /* without FUSE_SETXATTR_EXT (we never ask for it) the kernel sends the
+     * 8-byte compat struct: size, flags */
+    OP(FUSE_SETXATTR, "SETXATTR", FUSE_COMPAT_SETXATTR_IN_SIZE, BODY_XATTR_SET),
     OP(FUSE_GETXATTR, "GETXATTR", sizeof(struct fuse_getxattr_in), BODY_NAME),
     OP(FUSE_LISTXATTR, "LISTXATTR", sizeof(struct fuse_getxattr_in), BODY_NONE),
     OP(FUSE_REMOVEXATTR, "REMOVEXATTR", 0, BODY_NAME),
@@ -228,6 +230,8 @@ int fuse_decode_ring(const void *in_out, const void *op_in, const void *payload,
     size_t ext = (size_t)h.total_extlen * 8;
     if (ext > payload_len)
         return -EINVAL;
+    if (payload_len == 0)
+        return parse_body(d, m, "", ""); /* never offset a NULL pointer */
     const char *p = payload;
     return parse_body(d, m, p, p + (payload_len - ext));
 }

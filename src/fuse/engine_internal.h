@@ -54,6 +54,9 @@ struct vfs_req {
     /* dev transports: the frame; uring: the payload buffer */
     void *buf;
     size_t buf_cap;
+    /* dev transports: the clone the request was read from; the kernel
+     * keeps it on that fd's processing list, so the reply goes there */
+    int reply_fd;
     /* dev transports: reply payload area, allocated on first use */
     void *reply_buf;
     /* uring: the entry's header area */
@@ -74,6 +77,8 @@ struct vfs_chan {
     int idx;
     enum chan_mode mode;
     int fd;    /* /dev/fuse fd (cloned) this channel reads or registers on */
+    int fd_block; /* xfuse: a second, blocking clone for the sleeping read */
+    int aio_inflight; /* backend I/O queued on this channel's ring */
     int qid;   /* uring queue id (= CPU) */
     pthread_t thread;
     int thread_started;
@@ -117,6 +122,10 @@ struct vfs_session {
     struct vfs_chan *chans[VFS_MAX_CHANNELS];
     int nchans;
     _Atomic int spinners;
+    /* xfuse channel selection: the leader watches /dev/fuse (spins or
+     * polls); followers sleep until load recruits them (see chan_dev.c) */
+    _Atomic int xfuse_leader;
+    _Atomic uint64_t idle_followers; /* bit i: xfuse channel i sleeps as follower */
     _Atomic int stopping;
     _Atomic int exited; /* connection gone */
     int stop_pipe[2];

@@ -64,6 +64,7 @@ struct vfs_session *vfs_session_new(const struct vfs_ops *ops, void *fs,
     s->fs = fs;
     s->o = *o;
     s->devfd = -1;
+    atomic_init(&s->xfuse_leader, -1);
     if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         free(s);
         return NULL;
@@ -145,7 +146,10 @@ static int negotiate_init(struct vfs_session *s)
                         FUSE_AUTO_INVAL_DATA | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
                         FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
                         FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT | FUSE_EXPORT_SUPPORT |
-                        FUSE_HANDLE_KILLPRIV_V2 | FUSE_DIRECT_IO_ALLOW_MMAP | FUSE_HAS_RESEND;
+                        FUSE_DIRECT_IO_ALLOW_MMAP | FUSE_HAS_RESEND;
+        /* FUSE_HANDLE_KILLPRIV(_V2) stays off: the kernel then clears
+         * setuid/setgid on write/truncate/chown itself (via SETATTR), which a
+         * daemon running as root would otherwise never do */
         if (s->o.writeback_cache)
             want |= FUSE_WRITEBACK_CACHE;
         s->active = s->o.transport;
@@ -198,6 +202,7 @@ static struct vfs_chan *chan_new_dev(struct vfs_session *s, enum chan_mode mode,
     c->idx = s->nchans;
     c->mode = mode;
     c->efd = -1;
+    c->fd_block = -1;
     c->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
     pthread_mutex_init(&c->mbox_lock, NULL);
     uint32_t master = (uint32_t)s->devfd;
@@ -205,6 +210,14 @@ static struct vfs_chan *chan_new_dev(struct vfs_session *s, enum chan_mode mode,
         LOG_ERROR("fuse", "clone /dev/fuse: %s", strerror(errno));
         chan_free(c);
         return NULL;
+    }
+    if (mode == CHAN_XFUSE) {
+        c->fd_block = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (c->fd_block < 0 || ioctl(c->fd_block, FUSE_DEV_IOC_CLONE, &master) < 0) {
+            LOG_ERROR("fuse", "clone /dev/fuse: %s", strerror(errno));
+            chan_free(c);
+            return NULL;
+        }
     }
     aw_init(&c->aw, (uint64_t)s->o.max_spin_us * 1000);
     if (chan_ring_init(c, (unsigned)(nslots * 2 + 8), 0) < 0) {

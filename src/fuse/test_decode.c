@@ -98,10 +98,10 @@ int main(void)
 
     /* SETXATTR: name then value of the declared size */
     struct fuse_setxattr_in sx = { .size = 3 };
-    n = build(FUSE_SETXATTR, &sx, sizeof(sx), "user.k\0abc", 10);
+    n = build(FUSE_SETXATTR, &sx, FUSE_COMPAT_SETXATTR_IN_SIZE, "user.k\0abc", 10);
     CHECK(fuse_decode_dev(frame, n, &m) == 0 && m.data_len == 3 && !strcmp(m.name, "user.k"));
     sx.size = 4;
-    n = build(FUSE_SETXATTR, &sx, sizeof(sx), "user.k\0abc", 10);
+    n = build(FUSE_SETXATTR, &sx, FUSE_COMPAT_SETXATTR_IN_SIZE, "user.k\0abc", 10);
     CHECK(fuse_decode_dev(frame, n, &m) == -EINVAL);
 
     /* extension length larger than the body */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,8 @@ static const char usage_text[] =
     "General:\n"
     "  --config=FILE         read settings from FILE (INI: [fuse], [passthrough], [log])\n"
     "  --log-level=L         error | warn | info | debug (default info)\n"
+    "  --log-file=FILE       append logs to FILE (detached daemons without it log\n"
+    "                        to stderr only if it is a file, otherwise nowhere)\n"
     "  -f, --foreground      stay in the foreground\n"
     "  -h, --help            show this help\n"
     "  -V, --version         show the version\n"
@@ -71,6 +74,7 @@ struct settings {
     const char *backend;
     const char *mountpoint;
     const char *config;
+    const char *log_file;
     int foreground;
     int log_level;
 };
@@ -201,7 +205,7 @@ static int load_config(struct settings *st, const char *file)
 
 enum {
     OPT_BACKEND = 256, OPT_TRANSPORT, OPT_SHARE, OPT_THREADS, OPT_DEPTH, OPT_SPIN, OPT_NOPIN,
-    OPT_WB, OPT_DIO, OPT_NOKEEP, OPT_ATTR, OPT_ENTRY, OPT_CONFIG, OPT_LOG,
+    OPT_WB, OPT_DIO, OPT_NOKEEP, OPT_ATTR, OPT_ENTRY, OPT_CONFIG, OPT_LOG, OPT_LOGFILE,
 };
 
 static const struct option long_opts[] = {
@@ -219,6 +223,7 @@ static const struct option long_opts[] = {
     { "entry-timeout", required_argument, NULL, OPT_ENTRY },
     { "config", required_argument, NULL, OPT_CONFIG },
     { "log-level", required_argument, NULL, OPT_LOG },
+    { "log-file", required_argument, NULL, OPT_LOGFILE },
     { "foreground", no_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
@@ -269,6 +274,7 @@ static int parse_args(int argc, char **argv, struct settings *st)
         case OPT_DIO: st->pt.direct_io = 1; break;
         case OPT_NOKEEP: st->pt.keep_cache = 0; break;
         case OPT_CONFIG: break;
+        case OPT_LOGFILE: st->log_file = optarg; break;
         case 'f': st->foreground = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         case 'V': printf("valorfs-fuse %s\n", VALORFS_VERSION); exit(0);
@@ -291,6 +297,47 @@ static int parse_args(int argc, char **argv, struct settings *st)
 }
 
 static struct vfs_session *g_session;
+
+/* The passthrough backend holds one O_PATH fd per inode the kernel knows:
+ * lift the soft fd limit (and, as root, the hard one) so large trees work. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (geteuid() == 0 && rl.rlim_max < 1048576) {
+        struct rlimit big = { 1048576, 1048576 };
+        if (setrlimit(RLIMIT_NOFILE, &big) == 0)
+            return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* Point stderr (our log) at the log file; a detached daemon must not keep
+ * its caller's terminal or pipe open. */
+static int setup_log_fd(const char *log_file, int detached)
+{
+    if (log_file) {
+        int fd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            fprintf(stderr, "valorfs-fuse: cannot open log file %s: %s\n", log_file, strerror(errno));
+            return -1;
+        }
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        return 0;
+    }
+    struct stat st;
+    if (detached && (fstat(STDERR_FILENO, &st) < 0 || !S_ISREG(st.st_mode))) {
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+    return 0;
+}
 
 static void on_signal(int sig)
 {
@@ -315,12 +362,23 @@ int main(int argc, char **argv)
     const char *dir = st.backend + 12;
     st.pt.writeback = st.fuse.writeback_cache;
     umask(0); /* the kernel already applied the caller's umask */
+    raise_fd_limit();
     void *fs = pt_new(dir, &st.pt);
     if (fs == NULL) {
         fprintf(stderr, "valorfs-fuse: cannot open backend directory %s: %s\n", dir, strerror(errno));
         return 1;
     }
 
+    if (st.foreground && st.log_file && setup_log_fd(st.log_file, 0) < 0)
+        return 1;
+    if (!st.foreground && st.log_file && access(st.log_file, F_OK) != 0) {
+        int fd = open(st.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            fprintf(stderr, "valorfs-fuse: cannot open log file %s: %s\n", st.log_file, strerror(errno));
+            return 1;
+        }
+        close(fd);
+    }
     int ready[2] = { -1, -1 };
     if (!st.foreground) {
         if (pipe(ready) < 0)
@@ -360,6 +418,7 @@ int main(int argc, char **argv)
         ssize_t w = write(ready[1], &c, 1);
         (void)w;
         close(ready[1]);
+        setup_log_fd(st.log_file, 1);
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
             dup2(devnull, 0);
