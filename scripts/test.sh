@@ -18,6 +18,11 @@ repo=$PWD
 
 bash scripts/install-deps.sh || { echo "test.sh: installing dependencies failed"; echo "0 passed, 1 failed"; exit 1; }
 
+# Debian's interpreter has Debian's pytest (python3-pytest); a python3
+# earlier on PATH (pyenv) may not.
+PY=python3
+/usr/bin/python3 -c 'import pytest' 2>/dev/null && PY=/usr/bin/python3
+
 passed=0 failed=0 skipped=0
 results=$(mktemp -d /tmp/valorfs-test.XXXXXX)
 trap 'rm -rf "$results"' EXIT
@@ -44,6 +49,18 @@ EOF
 )
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   note "$label: $p passed, $f failed, $s skipped"
+}
+
+# Run pytest (args...), keep the full output, show failures in full.
+run_pytest() {
+  local label=$1; shift
+  "$PY" -m pytest -q -p no:cacheprovider -rfE --junitxml="$results/$label.xml" "$@" \
+    >"$results/$label.out" 2>&1
+  if grep -qE '^(FAILED|ERROR) ' "$results/$label.out"; then
+    sed -n '/= FAILURES =\|= ERRORS =/,$p' "$results/$label.out" | head -n 400
+  fi
+  tail -n 3 "$results/$label.out"
+  count_junit "$results/$label.xml" "$label"
 }
 
 # Count meson test results.
@@ -78,9 +95,7 @@ count_meson build unit --suite unit
 echo Y > /sys/module/fuse/parameters/enable_uring 2>/dev/null || true
 if [[ -d tests/integration ]]; then
   note "integ: pytest battery on every transport"
-  VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse python3 -m pytest -q -p no:cacheprovider \
-    --junitxml="$results/integ.xml" tests/integration 2>&1 | tail -n 30
-  count_junit "$results/integ.xml" integ
+  VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse run_pytest integ tests/integration
   cleanup_mounts
 fi
 
@@ -96,9 +111,7 @@ if skip_stage asan; then note "asan: skipped"; else
     count_meson build-asan asan-unit --suite unit
     if [[ -d tests/integration ]]; then
       VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_SANITIZER_LOG_DIR=$san \
-        python3 -m pytest -q -p no:cacheprovider -k "xfuse or uring" \
-        --junitxml="$results/asan.xml" tests/integration/test_posix.py 2>&1 | tail -n 20
-      count_junit "$results/asan.xml" asan-integ
+        run_pytest asan-integ -k "xfuse or uring" tests/integration/test_posix.py
       cleanup_mounts
     fi
     if compgen -G "$san/*" >/dev/null; then fail "asan/ubsan reports:"; cat "$san"/* | head -n 80; fi
@@ -119,9 +132,7 @@ if skip_stage tsan; then note "tsan: skipped"; else
     export TSAN_OPTIONS="log_path=$san/tsan:halt_on_error=0"
     if [[ -f tests/integration/test_stress.py ]]; then
       VALORFS_FUSE=$repo/build-tsan/src/tools/valorfs-fuse VALORFS_SANITIZER_LOG_DIR=$san \
-        VALORFS_STRESS_SECONDS=20 python3 -m pytest -q -p no:cacheprovider -k "xfuse or uring" \
-        --junitxml="$results/tsan.xml" tests/integration/test_stress.py 2>&1 | tail -n 20
-      count_junit "$results/tsan.xml" tsan-stress
+        VALORFS_STRESS_SECONDS=20 run_pytest tsan-stress -k "xfuse or uring" tests/integration/test_stress.py
       cleanup_mounts
     fi
     if compgen -G "$san/*" >/dev/null; then fail "tsan reports:"; cat "$san"/* | head -n 80; fi

@@ -97,7 +97,8 @@ static ssize_t read_frame(struct vfs_chan *c, struct vfs_req *r)
     case EAGAIN:
     case ENOENT: /* request interrupted while we were reading it */
         return 0;
-    case ENODEV:
+    case ENODEV:       /* unmounted */
+    case ECONNABORTED: /* aborted through fusectl */
         return -1;
     default:
         LOG_ERROR("fuse", "chan %d: read /dev/fuse: %s", c->idx, strerror(errno));

@@ -255,7 +255,7 @@ int chan_uring_setup(struct vfs_session *s)
         for (int i = 0; i < depth; i++) {
             struct vfs_req *r = &c->slots[i];
             r->chan = c;
-            r->hdr = aligned_alloc(64, sizeof(*r->hdr));
+            r->hdr = aligned_alloc(64, (sizeof(*r->hdr) + 63) & ~(size_t)63);
             r->buf_cap = VFS_MAX_PAGES * 4096;
             r->buf = aligned_alloc(4096, r->buf_cap);
             if (r->hdr == NULL || r->buf == NULL)

@@ -431,6 +431,21 @@ static void pt_create(struct vfs_req *r, uint64_t parent, const char *name, mode
     vfs_reply_create(r, &e, &o);
 }
 
+/* An unprivileged truncate kills setuid (and setgid on group-executable
+ * files), as the kernel does on local file systems; the daemon truncates
+ * as root, so it must do it itself. */
+static void kill_suid_on_trunc(struct vfs_req *r, int fd)
+{
+    struct stat st;
+    if (vfs_req_ctx(r)->uid == 0 || fstat(fd, &st) < 0 || !(st.st_mode & (S_ISUID | S_ISGID)))
+        return;
+    mode_t m = st.st_mode & 07777 & ~S_ISUID;
+    if (st.st_mode & S_IXGRP)
+        m &= ~S_ISGID;
+    if (m != (st.st_mode & 07777))
+        fchmod(fd, m);
+}
+
 static void pt_open(struct vfs_req *r, uint64_t ino, int flags)
 {
     struct pt_fs *fs = vfs_req_fs(r);
@@ -442,6 +457,8 @@ static void pt_open(struct vfs_req *r, uint64_t ino, int flags)
         vfs_reply_err(r, errno);
         return;
     }
+    if (flags & O_TRUNC)
+        kill_suid_on_trunc(r, fd);
     struct vfs_fuse_open_out o;
     fill_open_out(fs, fd, flags, &o);
     vfs_reply_open(r, &o);
