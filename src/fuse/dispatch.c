@@ -33,6 +33,7 @@ void vfs_dispatch(struct vfs_req *r)
     const struct vfs_ops *ops = s->ops;
     const struct fuse_msg *m = &r->m;
     const uint64_t ino = m->nodeid;
+    kernel_hb_acquire(s);
     r->ctx = (struct vfs_ctx){ m->uid, m->gid, m->pid };
     atomic_store_explicit(&r->interrupted, 0, memory_order_relaxed);
     atomic_store_explicit(&r->unique, m->unique, memory_order_release);

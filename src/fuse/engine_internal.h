@@ -122,6 +122,7 @@ struct vfs_session {
     struct vfs_chan *chans[VFS_MAX_CHANNELS];
     int nchans;
     _Atomic int spinners;
+    _Atomic uint64_t kernel_hb; /* ThreadSanitizer builds only, see kernel_hb_*() */
     /* xfuse channel selection: the leader watches /dev/fuse (spins or
      * polls); followers sleep until load recruits them (see chan_dev.c) */
     _Atomic int xfuse_leader;
@@ -132,6 +133,36 @@ struct vfs_session {
     pthread_t dev_reader; /* uring mode: /dev/fuse reader beside the rings */
     int dev_reader_started;
 };
+
+/* The kernel orders FUSE traffic: a request it sends after receiving a
+ * reply (FORGET after the last operation on a node, RELEASE after the last
+ * WRITE on a handle) happens after that reply. ThreadSanitizer cannot see
+ * through the kernel, so sanitizer builds model this edge with a release on
+ * every reply and an acquire on every request; other builds compile it out
+ * (it would be a cache line shared by all channels). */
+#if defined(__SANITIZE_THREAD__)
+#define VFS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VFS_TSAN 1
+#endif
+#endif
+static inline void kernel_hb_release(struct vfs_session *s)
+{
+#ifdef VFS_TSAN
+    atomic_fetch_add_explicit(&s->kernel_hb, 1, memory_order_release);
+#else
+    (void)s;
+#endif
+}
+static inline void kernel_hb_acquire(struct vfs_session *s)
+{
+#ifdef VFS_TSAN
+    (void)atomic_load_explicit(&s->kernel_hb, memory_order_acquire);
+#else
+    (void)s;
+#endif
+}
 
 /* dispatch.c */
 void vfs_dispatch(struct vfs_req *r);

@@ -52,6 +52,7 @@ void vfs_send(struct vfs_req *r, int error, const void *payload, size_t len)
         atomic_store_explicit(&r->busy, 0, memory_order_release);
         return;
     }
+    kernel_hb_release(r->chan->s);
     if (r->chan->mode == CHAN_URING)
         chan_uring_send(r, &oh, payload, len);
     else
