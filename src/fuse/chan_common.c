@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "fuse/engine_internal.h"
 
 _Thread_local struct vfs_chan *vfs_current_chan;
@@ -191,4 +192,32 @@ void chan_free(struct vfs_chan *c)
         close(c->fd_block);
     pthread_mutex_destroy(&c->mbox_lock);
     free(c);
+}
+
+int chan_spin_should_continue(struct vfs_chan *c)
+{
+    struct vfs_session *s = c->s;
+    uint64_t now = now_ns();
+    if (c->spin_start == 0) {
+        int spinners = atomic_load_explicit(&s->spinners, memory_order_relaxed);
+        /* spin only with a core to spare for the application */
+        if (aw_budget(&c->aw) == 0 || aw_cores_free(spinners) <= spinners)
+            return 0;
+        c->spin_start = now;
+        atomic_fetch_add(&s->spinners, 1);
+        return 1;
+    }
+    if (now - c->spin_start < aw_budget(&c->aw))
+        return 1;
+    chan_spin_end(c, 0);
+    return 0;
+}
+
+void chan_spin_end(struct vfs_chan *c, int hit)
+{
+    if (c->spin_start == 0)
+        return;
+    aw_on_spin_end(&c->aw, hit);
+    c->spin_start = 0;
+    atomic_fetch_sub(&c->s->spinners, 1);
 }

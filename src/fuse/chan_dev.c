@@ -199,7 +199,6 @@ static void *xfuse_main(void *arg)
     struct vfs_chan *c = arg;
     struct vfs_session *s = c->s;
     vfs_current_chan = c;
-    uint64_t spin_start = 0;
     int gone = 0;
 
     while (!gone && !atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
@@ -226,33 +225,15 @@ static void *xfuse_main(void *arg)
         }
         chan_flush_sq(c);
         if (progress) {
-            if (spin_start) {
-                aw_on_spin_end(&c->aw, 1);
-                spin_start = 0;
-                atomic_fetch_sub(&s->spinners, 1);
-            }
+            chan_spin_end(c, 1);
             continue;
         }
+        /* idle: only the leader spins, while the budget lasts and a core is free */
         int leader = is_leader(c);
-        /* idle leader: spin while the budget lasts and a core is free */
-        uint64_t now = now_ns();
-        if (leader && spin_start == 0) {
-            uint64_t budget = aw_budget(&c->aw);
-            int spinners = atomic_load_explicit(&s->spinners, memory_order_relaxed);
-            if (budget > 0 && aw_cores_free(spinners) > spinners) {
-                spin_start = now;
-                atomic_fetch_add(&s->spinners, 1);
-            }
-        }
-        if (spin_start) {
-            if (now - spin_start < aw_budget(&c->aw)) {
-                for (int i = 0; i < 16; i++)
-                    cpu_relax();
-                continue;
-            }
-            aw_on_spin_end(&c->aw, 0);
-            spin_start = 0;
-            atomic_fetch_sub(&s->spinners, 1);
+        if (leader && chan_spin_should_continue(c)) {
+            for (int i = 0; i < 16; i++)
+                cpu_relax();
+            continue;
         }
         /* sleep: the leader until the fd is readable (if it has room), an
          * I/O ends or it is woken; a follower until recruited or an I/O ends */
@@ -279,8 +260,7 @@ static void *xfuse_main(void *arg)
         if (!leader)
             atomic_fetch_and(&s->idle_followers, ~(1ull << c->idx));
     }
-    if (spin_start)
-        atomic_fetch_sub(&s->spinners, 1);
+    chan_spin_end(c, 0);
     if (gone)
         conn_gone(c);
     return NULL;

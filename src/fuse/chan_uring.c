@@ -173,7 +173,6 @@ static void *uring_main(void *arg)
     chan_flush_sq(c);
     free(iovs); /* the kernel imported the iovecs at submit time */
 
-    uint64_t spin_start = 0;
     while (c->spinning >= 0 && !atomic_load_explicit(&s->stopping, memory_order_relaxed) &&
            !atomic_load_explicit(&s->exited, memory_order_relaxed)) {
         struct io_uring_cqe *cqe;
@@ -184,42 +183,24 @@ static void *uring_main(void *arg)
         }
         chan_flush_sq(c);
         if (progress) {
-            if (spin_start) {
-                aw_on_spin_end(&c->aw, 1);
-                spin_start = 0;
-                atomic_fetch_sub(&s->spinners, 1);
-            }
+            chan_spin_end(c, 1);
             continue;
         }
-        uint64_t now = now_ns();
-        if (spin_start == 0) {
-            int spinners = atomic_load_explicit(&s->spinners, memory_order_relaxed);
-            if (aw_budget(&c->aw) > 0 && aw_cores_free(spinners) > spinners + 1) {
-                spin_start = now;
-                atomic_fetch_add(&s->spinners, 1);
-            }
-        }
-        if (spin_start) {
-            if (now - spin_start < aw_budget(&c->aw)) {
-                /* completions arrive through task work: let it run */
-                if (IO_URING_READ_ONCE(*c->ring.sq.kflags) & IORING_SQ_TASKRUN)
-                    io_uring_get_events(&c->ring);
-                else
-                    for (int i = 0; i < 16; i++)
-                        cpu_relax();
-                continue;
-            }
-            aw_on_spin_end(&c->aw, 0);
-            spin_start = 0;
-            atomic_fetch_sub(&s->spinners, 1);
+        if (chan_spin_should_continue(c)) {
+            /* completions arrive through task work: let it run */
+            if (IO_URING_READ_ONCE(*c->ring.sq.kflags) & IORING_SQ_TASKRUN)
+                io_uring_get_events(&c->ring);
+            else
+                for (int i = 0; i < 16; i++)
+                    cpu_relax();
+            continue;
         }
         chan_arm_wake(c);
         chan_flush_sq(c);
         if (io_uring_wait_cqe(&c->ring, &cqe) == 0)
             chan_reap(c, cqe);
     }
-    if (spin_start)
-        atomic_fetch_sub(&s->spinners, 1);
+    chan_spin_end(c, 0);
     return NULL;
 }
 

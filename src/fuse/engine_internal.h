@@ -99,7 +99,8 @@ struct vfs_chan {
     struct vfs_req *mbox;
 
     struct adaptive_wait aw;
-    int spinning;
+    uint64_t spin_start; /* when the current busy-wait began; 0 = not spinning */
+    int spinning;        /* uring: -1 once the queue is torn down */
 
     /* stats (owned by the channel thread) */
     uint64_t nreq;
@@ -187,6 +188,12 @@ int chan_process_mbox(struct vfs_chan *c);
 void chan_arm_wake(struct vfs_chan *c);
 void chan_flush_sq(struct vfs_chan *c);
 void chan_free(struct vfs_chan *c);
+/* Adaptive busy-wait of an idle channel: returns 1 while it should keep
+ * spinning (starting a spin if the budget and a free core allow), 0 when
+ * it should sleep (a spin that ran out counts as a miss). */
+int chan_spin_should_continue(struct vfs_chan *c);
+/* Work arrived (hit = 1) or the channel stops: end the current spin. */
+void chan_spin_end(struct vfs_chan *c, int hit);
 extern _Thread_local struct vfs_chan *vfs_current_chan;
 
 #endif

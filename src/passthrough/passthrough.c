@@ -104,6 +104,17 @@ int pt_do_lookup(struct pt_fs *fs, struct pt_node *parent, const char *name,
     return 0;
 }
 
+/* Look name up under p and answer the request with the entry. */
+static void reply_lookup(struct vfs_req *r, struct pt_fs *fs, struct pt_node *p, const char *name)
+{
+    struct fuse_entry_out e;
+    int rc = pt_do_lookup(fs, p, name, &e);
+    if (rc < 0)
+        vfs_reply_err(r, -rc);
+    else
+        vfs_reply_entry(r, &e);
+}
+
 static void reply_attr_stat(struct vfs_req *r, struct pt_fs *fs, const struct stat *st)
 {
     struct fuse_attr_out a;
@@ -139,12 +150,7 @@ static void pt_lookup(struct vfs_req *r, uint64_t parent, const char *name)
         vfs_reply_err(r, EINVAL);
         return;
     }
-    struct fuse_entry_out e;
-    int rc = pt_do_lookup(fs, p, name, &e);
-    if (rc < 0)
-        vfs_reply_err(r, -rc);
-    else
-        vfs_reply_entry(r, &e);
+    reply_lookup(r, fs, p, name);
 }
 
 static void pt_forget(void *p, uint64_t ino, uint64_t nlookup)
@@ -308,12 +314,7 @@ static void pt_link(struct vfs_req *r, uint64_t ino, uint64_t newparent, const c
         vfs_reply_err(r, errno);
         return;
     }
-    struct fuse_entry_out e;
-    int rc = pt_do_lookup(fs, p, newname, &e);
-    if (rc < 0)
-        vfs_reply_err(r, -rc);
-    else
-        vfs_reply_entry(r, &e);
+    reply_lookup(r, fs, p, newname);
 }
 
 static void remove_entry(struct vfs_req *r, uint64_t parent, const char *name, int flags)
