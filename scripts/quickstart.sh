@@ -39,7 +39,7 @@ if grep -q " $mnt fuse.valorfs " /proc/mounts; then
   echo "==> $mnt is already mounted"
 else
   echo "==> mounting $data at $mnt (transport $transport)"
-  "$bin" --transport="$transport" --backend="passthrough:$data" "$mnt" 2>>/var/log/valorfs/valorfs-fuse.log
+  "$bin" --transport="$transport" --backend="passthrough:$data" --log-file=/var/log/valorfs/valorfs-fuse.log "$mnt"
 fi
 cat <<EOT
 
