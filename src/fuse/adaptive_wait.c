@@ -14,43 +14,40 @@
 void aw_init(struct adaptive_wait *aw, uint64_t max_spin_ns)
 {
     *aw = (struct adaptive_wait){ .max_spin_ns = max_spin_ns };
-    aw->ewma_gap_ns = max_spin_ns; /* start optimistic: spin up to the cap */
-    aw->budget_ns = max_spin_ns;
-}
-
-void aw_on_arrival(struct adaptive_wait *aw, uint64_t now)
-{
-    if (aw->last_arrival_ns != 0 && now > aw->last_arrival_ns) {
-        uint64_t gap = now - aw->last_arrival_ns;
-        if (gap > 1000000000ull)
-            gap = 1000000000ull;
-        /* EWMA with weight 1/8: reacts within a few requests, ignores one outlier. */
-        aw->ewma_gap_ns = aw->ewma_gap_ns - aw->ewma_gap_ns / 8 + gap / 8;
-    }
-    aw->last_arrival_ns = now;
+    aw->ewma_idle_ns = max_spin_ns / 4;
+    aw->budget_ns = max_spin_ns; /* start optimistic: spin up to the cap */
 }
 
 uint64_t aw_budget(const struct adaptive_wait *aw)
 {
-    if (aw->max_spin_ns == 0 || aw->ewma_gap_ns > aw->max_spin_ns)
+    if (aw->max_spin_ns == 0)
         return 0;
-    uint64_t b = MIN(aw->budget_ns, MAX(2 * aw->ewma_gap_ns, MIN_BUDGET_NS));
-    return b < MIN_BUDGET_NS ? 0 : MIN(b, aw->max_spin_ns);
+    if (aw->sleeps_since_probe >= AW_PROBE_EVERY)
+        return aw->max_spin_ns;
+    return aw->budget_ns >= MIN_BUDGET_NS ? MIN(aw->budget_ns, aw->max_spin_ns) : 0;
 }
 
-void aw_on_spin_end(struct adaptive_wait *aw, int hit)
+void aw_on_spin_end(struct adaptive_wait *aw, int hit, uint64_t spun_ns)
 {
     if (hit) {
         aw->hits++;
-        /* grow back towards the cap: additive increase */
-        aw->budget_ns = MIN(aw->max_spin_ns, aw->budget_ns + aw->max_spin_ns / 8 + MIN_BUDGET_NS);
+        aw->sleeps_since_probe = 0;
+        /* EWMA with weight 1/4: reacts within a few requests */
+        aw->ewma_idle_ns = aw->ewma_idle_ns - aw->ewma_idle_ns / 4 + spun_ns / 4;
+        aw->budget_ns = MIN(aw->max_spin_ns, MAX(4 * aw->ewma_idle_ns, MIN_BUDGET_NS));
     } else {
         aw->misses++;
-        aw->sleeps++;
         aw->budget_ns /= 2; /* multiplicative decrease */
-        if (aw->budget_ns < MIN_BUDGET_NS)
-            aw->budget_ns = MIN_BUDGET_NS; /* keep probing at the floor */
     }
+}
+
+void aw_on_sleep(struct adaptive_wait *aw)
+{
+    aw->sleeps++;
+    if (aw->sleeps_since_probe >= AW_PROBE_EVERY)
+        aw->sleeps_since_probe = 0; /* that was the probe */
+    else
+        aw->sleeps_since_probe++;
 }
 
 static _Atomic uint64_t cores_stamp_ns;

@@ -201,8 +201,10 @@ int chan_spin_should_continue(struct vfs_chan *c)
     if (c->spin_start == 0) {
         int spinners = atomic_load_explicit(&s->spinners, memory_order_relaxed);
         /* spin only with a core to spare for the application */
-        if (aw_budget(&c->aw) == 0 || aw_cores_free(spinners) <= spinners)
+        if (aw_budget(&c->aw) == 0 || aw_cores_free(spinners) <= spinners) {
+            aw_on_sleep(&c->aw);
             return 0;
+        }
         c->spin_start = now;
         atomic_fetch_add(&s->spinners, 1);
         return 1;
@@ -210,6 +212,7 @@ int chan_spin_should_continue(struct vfs_chan *c)
     if (now - c->spin_start < aw_budget(&c->aw))
         return 1;
     chan_spin_end(c, 0);
+    aw_on_sleep(&c->aw);
     return 0;
 }
 
@@ -217,7 +220,7 @@ void chan_spin_end(struct vfs_chan *c, int hit)
 {
     if (c->spin_start == 0)
         return;
-    aw_on_spin_end(&c->aw, hit);
+    aw_on_spin_end(&c->aw, hit, now_ns() - c->spin_start);
     c->spin_start = 0;
     atomic_fetch_sub(&c->s->spinners, 1);
 }

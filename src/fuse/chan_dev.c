@@ -219,7 +219,6 @@ static void *xfuse_main(void *arg)
                 break;
             if (++nread == 2)
                 recruit_follower(s); /* more than one waiting: spread the load */
-            aw_on_arrival(&c->aw, now_ns());
             handle_frame(r, (size_t)n);
             progress = 1;
         }
@@ -244,7 +243,6 @@ static void *xfuse_main(void *arg)
                 r->reply_fd = c->fd_block;
                 ssize_t n = read(c->fd_block, r->buf, r->buf_cap);
                 if (n > 0) {
-                    aw_on_arrival(&c->aw, now_ns());
                     handle_frame(r, (size_t)n);
                 } else if (n == 0 || (errno != EINTR && errno != EAGAIN && errno != ENOENT)) {
                     gone = 1;

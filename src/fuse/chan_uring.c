@@ -131,7 +131,6 @@ void chan_uring_on_cqe(struct vfs_chan *c, struct vfs_req *r, int res)
                  : -EINVAL;
     atomic_store_explicit(&r->busy, 1, memory_order_relaxed);
     c->nreq++;
-    aw_on_arrival(&c->aw, now_ns());
     if (rc == 0) {
         vfs_dispatch(r);
         return;
