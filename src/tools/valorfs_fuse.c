@@ -406,8 +406,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "valorfs-fuse: cannot mount %s: %s\n", st.mountpoint, strerror(-rc));
         return 1;
     }
-    LOG_INFO("main", "mounted %s backend=%s transport=%s", st.mountpoint, st.backend,
-             vfs_transport_name(st.fuse.transport));
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -426,6 +424,9 @@ int main(int argc, char **argv)
             close(devnull);
         }
     }
+    /* after the detach: the log may be a file by now */
+    LOG_INFO("main", "mounted %s backend=%s transport=%s", st.mountpoint, st.backend,
+             vfs_transport_name(st.fuse.transport));
     rc = vfs_session_run(g_session);
     LOG_INFO("main", "stopped (%s)", rc == 0 ? "clean" : strerror(-rc));
     vfs_session_free(g_session);
