@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
-  liburing-dev libinih-dev
+  liburing-dev libinih-dev liblmdb-dev libisal-dev lmdb-utils
   # run
   fuse3
   # tests

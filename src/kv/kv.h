@@ -1,0 +1,86 @@
+/* kv.h — the transactional key-value interface under meta and mgmtd.
+ *
+ * Model: optimistic, serializable transactions, the shape of FoundationDB
+ * and etcd. A transaction reads from one consistent snapshot taken at
+ * kv_txn_begin(), buffers its writes (a transaction sees its own writes),
+ * and kv_commit() atomically applies them only if nothing it read — each
+ * key got (present or absent) and each range scanned — was changed by a
+ * transaction that committed after the snapshot. Otherwise kv_commit()
+ * returns -EAGAIN and applies nothing; the caller retries the whole
+ * operation (kv_retry_backoff() spaces attempts). Read-only transactions
+ * always commit.
+ *
+ * Keys are byte strings up to KV_MAX_KEY bytes ordered by memcmp (shorter
+ * first on a common prefix); values up to KV_MAX_VALUE bytes.
+ *
+ * Durability: by default kv_commit() returns after the data is on stable
+ * storage (concurrent commits share one flush: group commit). kv_opts.sync
+ * may relax that (KV_SYNC_NONE: the OS flushes later; a crash may lose the
+ * last commits but never corrupts the store).
+ *
+ * Backends are chosen by URI in kv_open(): "lmdb:PATH" (or a plain path) is
+ * the embedded LMDB store. A distributed engine (etcd) plugs in behind the
+ * same struct kv_backend_ops without any change to callers.
+ *
+ * Threads: a struct kv_db is shared by any number of threads; a struct
+ * kv_txn belongs to one thread at a time.
+ */
+#ifndef VALORFS_KV_KV_H
+#define VALORFS_KV_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KV_MAX_KEY 511
+#define KV_MAX_VALUE (1u << 20)
+
+struct kv_db;
+struct kv_txn;
+
+enum kv_sync { KV_SYNC_COMMIT = 0, KV_SYNC_NONE = 1 };
+
+struct kv_opts {
+    size_t map_size;     /* LMDB map size; default 16 GiB (sparse) */
+    enum kv_sync sync;   /* default KV_SYNC_COMMIT */
+};
+
+struct kv_val {
+    const void *data; /* valid until the transaction ends */
+    size_t len;
+};
+
+/* Open a store. On failure returns NULL and writes a one-line reason. */
+struct kv_db *kv_open(const char *uri, const struct kv_opts *o, char *err, size_t errlen);
+void kv_close(struct kv_db *db);
+
+#define KV_TXN_RDONLY 1u
+/* 0 or -errno. */
+int kv_txn_begin(struct kv_db *db, unsigned flags, struct kv_txn **out);
+
+/* 0 (found), -ENOENT, or -errno. Sees the transaction's own writes. */
+int kv_get(struct kv_txn *t, const void *key, size_t klen, struct kv_val *out);
+/* Buffer a write. -EINVAL for oversized keys/values, -EROFS in RDONLY. */
+int kv_put(struct kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
+int kv_del(struct kv_txn *t, const void *key, size_t klen);
+
+/* Visit keys in [begin, end) in ascending order (end NULL = to the end),
+ * at most limit of them (0 = no limit), merged with the transaction's own
+ * writes. fn returns 0 to go on, 1 to stop early, < 0 to abort the scan with
+ * that value. Returns 0, fn's negative value, or -errno. Conflict tracking
+ * covers the part of the range actually visited. */
+typedef int (*kv_scan_fn)(void *arg, const void *key, size_t klen, const void *val,
+                          size_t vlen);
+int kv_scan(struct kv_txn *t, const void *begin, size_t blen, const void *end, size_t elen,
+            size_t limit, kv_scan_fn fn, void *arg);
+
+/* Commit and free. 0, -EAGAIN (conflict: nothing applied, retry), or -errno. */
+int kv_commit(struct kv_txn *t);
+/* Discard and free. */
+void kv_abort(struct kv_txn *t);
+
+/* Sleep before retry number `attempt` (1, 2, ...): jittered exponential
+ * backoff from 100 µs up to 50 ms. */
+void kv_retry_backoff(unsigned attempt);
+
+#endif
