@@ -88,6 +88,12 @@ struct meta_req {
     uint32_t data_len;
 };
 PROTO_CODEC(meta_req);
+/* What meta_req_dec() cannot check without the method: 0 when the fields
+ * the method reads are well formed (path components 1..VF_MAX_NAME bytes
+ * without '/'; READDIR's resume name may be empty; xattr names non-empty;
+ * a symlink target 1..VF_MAX_SYMLINK bytes without NUL), else -EBADMSG
+ * (also for an unknown method). Servers call it right after decoding. */
+int meta_req_check(uint16_t method, const struct meta_req *m);
 
 struct meta_resp {
     uint8_t has_inode;
