@@ -80,6 +80,7 @@ cleanup_mounts() {
   # nothing of ours may stay mounted between stages
   grep -E ' fuse\.valorfs ' /proc/mounts | awk '{print $2}' | while read -r m; do umount -l "$m" 2>/dev/null; done
   pkill -KILL -f 'valorfs-fuse' 2>/dev/null || true
+  pkill -KILL -f 'valorfs-(mgmtd|meta|storage)' 2>/dev/null || true
 }
 
 # ---- build ----
@@ -97,6 +98,10 @@ if [[ -d tests/integration ]]; then
   note "integ: pytest battery on every transport"
   VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse run_pytest integ tests/integration
   cleanup_mounts
+  note "cluster: the POSIX battery on a valorfs cluster (valorfs up: mgmtd, meta, 3 storage)"
+  VALORFS_TEST_BACKEND=cluster VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse \
+    VALORFS_CLI=$repo/build/src/tools/valorfs run_pytest cluster-posix tests/integration/test_posix.py
+  cleanup_mounts
 fi
 
 # ---- asan + ubsan ----
@@ -112,6 +117,15 @@ if skip_stage asan; then note "asan: skipped"; else
     if [[ -d tests/integration ]]; then
       VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_SANITIZER_LOG_DIR=$san \
         run_pytest asan-integ -k "xfuse or uring" tests/integration/test_posix.py
+      cleanup_mounts
+      # the cluster's daemons under ASan+UBSan too: end-to-end tests + POSIX battery
+      VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_CLI=$repo/build-asan/src/tools/valorfs \
+        VALORFS_SANITIZER_LOG_DIR=$san VALORFS_CLUSTER_GIB=0.25 \
+        run_pytest asan-cluster tests/integration/test_cluster.py
+      cleanup_mounts
+      VALORFS_TEST_BACKEND=cluster VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse \
+        VALORFS_CLI=$repo/build-asan/src/tools/valorfs VALORFS_SANITIZER_LOG_DIR=$san \
+        run_pytest asan-cluster-posix tests/integration/test_posix.py
       cleanup_mounts
     fi
     if compgen -G "$san/*" >/dev/null; then fail "asan/ubsan reports:"; cat "$san"/* | head -n 80; fi

@@ -50,6 +50,14 @@ CONFIGS = {
     "a05": ["--transport=xfuse", "--classic-share=0.5", "--threads=2"],
 }
 
+# VALORFS_TEST_BACKEND=cluster runs the same battery on a real cluster
+# (mgmtd, meta, 3 storage servers, chains of 3) started once with
+# `valorfs up`; each test gets a fresh directory of that mount.
+BACKEND = os.environ.get("VALORFS_TEST_BACKEND", "passthrough")
+CLI = os.environ.get("VALORFS_CLI", str(REPO / "build" / "src" / "tools" / "valorfs"))
+if BACKEND == "cluster":
+    CONFIGS = {"cluster": []}
+
 # Same umask for the mount and the reference run, whatever the caller has.
 os.umask(0o022)
 
@@ -348,6 +356,9 @@ def uring_param(value):
 
 @pytest.fixture(params=list(CONFIGS))
 def vfs(request, tmp_path):
+    if BACKEND == "cluster":
+        yield from _serve_cluster(request, tmp_path)
+        return
     with contextlib.ExitStack() as stack:
         if request.param == "uring":
             stack.enter_context(uring_param("Y"))
@@ -357,6 +368,8 @@ def vfs(request, tmp_path):
 @pytest.fixture(params=list(CONFIGS))
 def disk_vfs(request, tmp_path):
     """Like vfs, but the backing dir is an ext4 file system (loop device)."""
+    if BACKEND == "cluster":
+        pytest.skip("passthrough only: the cluster's storage targets are its disks")
     with contextlib.ExitStack() as stack:
         if request.param == "uring":
             stack.enter_context(uring_param("Y"))
@@ -467,3 +480,99 @@ class Child:
 
 def in_child(fn, *args, uid=None, gid=None, groups=(), timeout=60.0):
     return Child(fn, *args, uid=uid, gid=gid, groups=groups).join(timeout)
+
+
+# ---------------------------------------------------------------- cluster
+
+class Cluster:
+    """One `valorfs up` cluster for the whole session, on a private tmpfs."""
+
+    def __init__(self, port=None, extra=()):
+        self.scratch = Scratch(size="12g")
+        root = Path(self.scratch.root)
+        self.data, self.mnt = root / "data", root / "mnt"
+        self.mnt.mkdir()
+        port = port or 20000 + os.getpid() % 20000
+        out = subprocess.run([CLI, "up", f"--data={self.data}", f"--mount={self.mnt}",
+                              f"--base-port={port}", "--lease-ms=20000", *extra],
+                             capture_output=True, text=True, timeout=180)
+        if out.returncode != 0:
+            logs = self.logs_tail()
+            self.close()
+            raise AssertionError(f"valorfs up failed ({out.returncode}):\n{out.stdout}\n"
+                                 f"{out.stderr}\n{logs}")
+        self.mgmtd = f"127.0.0.1:{port}"
+        self.count = 0
+        _live_scratch.discard(self.scratch)  # closed by close(), after `down`
+
+    def logs(self):
+        return sorted((self.data / "log").glob("*.log"))
+
+    def logs_tail(self, n=15):
+        out = []
+        for p in self.logs():
+            lines = p.read_text(errors="replace").splitlines()[-n:]
+            out.append(f"--- {p.name} ---\n" + "\n".join(lines))
+        return "\n".join(out)
+
+    def log_text(self):
+        return "\n".join(p.read_text(errors="replace") for p in self.logs())
+
+    def close(self):
+        subprocess.run([CLI, "down", f"--data={self.data}", "--force"], capture_output=True,
+                       timeout=120)
+        self.scratch.close()
+
+
+_cluster = None
+
+
+def cluster():
+    global _cluster
+    if _cluster is None:
+        _cluster = Cluster()
+    return _cluster
+
+
+@atexit.register
+def _stop_cluster():
+    if _cluster is not None:
+        _cluster.close()
+
+
+class ClusterVfs:
+    """The Vfs interface over a directory of the shared cluster mount: the
+    mount is its own backing tree (src == mnt)."""
+
+    def __init__(self, c, scratch, name):
+        self.config = "cluster"
+        self.scratch = scratch
+        self.cluster = c
+        self.mnt = c.mnt / name
+        self.mnt.mkdir()
+        self.src = self.mnt
+        self.ref = Path(scratch.root) / "ref"
+        self.ref.mkdir()
+        self.log = c.data / "log" / "fuse.log"
+        self.disk = None
+        self.daemon = None
+
+    def log_text(self):
+        return self.cluster.log_text()
+
+
+def _serve_cluster(request, tmp_path):
+    c = cluster()
+    c.count += 1
+    san_before = sanitizer_reports()
+    errors_before = len(log_errors(c.log_text()))
+    scratch = Scratch()
+    try:
+        yield ClusterVfs(c, scratch, f"t{c.count}-{request.node.name[:60]}".replace("/", "_"))
+    finally:
+        scratch.close()
+    problems = [f"a cluster daemon logged an error: {line}"
+                for line in log_errors(c.log_text())[errors_before:]]
+    problems += sanitizer_problems(san_before)
+    if problems:
+        pytest.fail("\n".join(problems) + f"\n{c.logs_tail()}", pytrace=False)
