@@ -7,6 +7,16 @@
  * the buffer and commits. The env is opened MDB_NOSYNC so that the flush can
  * be shared between concurrent committers (kv_group_sync); MDB_NOTLS because
  * a thread may hold many transactions and hand them to other threads.
+ *
+ * Several processes may open one store (LMDB's lock file arbitrates); a
+ * handle must not be used across fork() — the child opens its own.
+ *
+ * Crash safety: a killed process loses nothing it committed (the data is
+ * in the page cache). With MDB_NOSYNC LMDB may write the meta page before
+ * the data pages reach the disk, so a power loss between a commit and its
+ * flush can lose that commit — and, since LMDB keeps no checksums, could in
+ * the worst case leave a meta page pointing at unwritten pages. The window
+ * is the flush latency with KV_SYNC_COMMIT and unbounded with KV_SYNC_NONE.
  */
 #include "kv/kv_backend.h"
 #include "kv/kv_group_sync.h"
@@ -16,6 +26,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +38,7 @@
 #define KV_DEFAULT_MAP_SIZE (16ull << 30)
 #define KV_MAX_READERS 4096 /* slots in the lock file; 64 bytes each */
 #define KV_READ_POOL 32     /* idle read transactions kept for reuse */
+#define KV_READER_CHECK_NS (10ull * 1000000000ull)
 
 struct lmdb_db {
     struct kv_db base;
@@ -37,6 +50,7 @@ struct lmdb_db {
     pthread_mutex_t pool_mu;
     MDB_txn *pool[KV_READ_POOL]; /* reset read txns: hold a reader slot, no snapshot */
     size_t npool;
+    _Atomic uint64_t next_reader_check_ns;
 };
 
 struct lmdb_txn {
@@ -85,6 +99,30 @@ static int mkdir_p(const char *path)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Reader slots of processes that died (SIGKILL) keep old pages from being
+ * reused, so the file would grow; writers sweep them now and then. */
+static void sweep_stale_readers(struct lmdb_db *db, bool force)
+{
+    uint64_t now = mono_ns();
+    uint64_t due = atomic_load_explicit(&db->next_reader_check_ns, memory_order_relaxed);
+    if (!force && (now < due || !atomic_compare_exchange_strong(&db->next_reader_check_ns, &due,
+                                                                now + KV_READER_CHECK_NS)))
+        return;
+    if (force)
+        atomic_store(&db->next_reader_check_ns, now + KV_READER_CHECK_NS);
+    int dead = 0;
+    mdb_reader_check(db->env, &dead);
+    if (dead)
+        LOG_INFO("kv", "cleared stale readers path=%s count=%d", db->path, dead);
+}
+
 static int flush_env(void *arg)
 {
     struct lmdb_db *db = arg;
@@ -124,11 +162,7 @@ static struct kv_db *lmdb_open(const char *path, const struct kv_opts *o, char *
     what = "mdb_env_open";
     if ((rc = mdb_env_open(db->env, path, MDB_NOTLS | MDB_NOSYNC, 0644)))
         goto lmdb_fail;
-    /* Reader slots of processes that died (SIGKILL) would pin old pages. */
-    int dead = 0;
-    mdb_reader_check(db->env, &dead);
-    if (dead)
-        LOG_INFO("kv", "cleared stale readers path=%s count=%d", path, dead);
+    sweep_stale_readers(db, true);
     MDB_txn *txn;
     what = "opening the main database";
     if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)))
@@ -465,6 +499,7 @@ static int lmdb_commit(struct kv_txn *base)
      * now so the writer does not wait on our pinned pages. */
     snapshot_release(db, t->snap);
     t->snap = NULL;
+    sweep_stale_readers(db, false);
 
     MDB_txn *w;
     rc = mdb_txn_begin(db->env, NULL, 0, &w);
@@ -490,6 +525,7 @@ static int lmdb_commit(struct kv_txn *base)
         return map_err(db, rc, "commit");
     if (db->sync == KV_SYNC_NONE)
         return 0;
+    /* A flush error means applied but maybe not durable: -EIO, logged. */
     return kv_group_sync_wait(&db->gsync);
 }
 

@@ -198,7 +198,8 @@ static void test_scan(struct kv_db *db)
     CHECK_STR(scan_s(t, "s/b", "s/d", 0), "s/b=b,s/c=c,");        /* end exclusive */
     CHECK_STR(scan_s(t, "s/ab", "s/c", 0), "s/b=b,");             /* begin between keys */
     CHECK_STR(scan_s(t, "s/", "s0", 2), "s/a=a,s/aa=aa,");        /* limit */
-    CHECK_STR(scan_s(t, "s/e", NULL, 0), "s/e=e,t/=outside-after,"); /* to the end */
+    /* To the end of the key space (other cases' keys may follow). */
+    CHECK(!strncmp(scan_s(t, "s/e", NULL, 0), "s/e=e,t/=outside-after,", 23));
     CHECK_STR(scan_s(t, "s/c", "s/c", 0), "");                   /* empty interval */
     CHECK_STR(scan_s(t, "s/d", "s/b", 0), "");                   /* inverted interval */
     CHECK_STR(scan_s(t, "s/x", "s0", 0), "");
@@ -600,8 +601,7 @@ static void test_counter_processes(void)
             run_incrementers(db);
             fprintf(stderr, "  counter child %d: %d retries\n", p, atomic_load(&total_retries));
             kv_close(db);
-            fflush(NULL);
-            _exit(0);
+            exit(0); /* not _exit: sanitizers report at exit */
         }
     }
     for (int p = 0; p < INC_PROCS; p++) {
@@ -635,14 +635,52 @@ static void test_counter_threads(struct kv_db *db)
     CHECK_RC(kv_commit(t), 0);
 }
 
+static pid_t main_pid;
+
 static void rm_tmpdir(void)
 {
-    if (!tmpdir[0])
+    if (!tmpdir[0] || getpid() != main_pid) /* forked children exit() too */
         return;
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+/* Remove what an earlier run left in a persistent store: a scan whose
+ * callback deletes each key it visits (writes during a scan are allowed). */
+static int delete_fn(void *arg, const void *k, size_t klen, const void *v, size_t vlen)
+{
+    (void)v;
+    (void)vlen;
+    CHECK_RC(kv_del(arg, k, klen), 0);
+    return 0;
+}
+
+static void wipe_prefixes(struct kv_db *db)
+{
+    static const char *const prefixes[] = { "b/", "s/", "s0", "r/", "t/", "w/", "i/", "k/",
+                                            "zz/", "l/", "l0", "bw/", "lim/", "ro/", "h/",
+                                            "d/", "ctr/", "n/", "c/" };
+    struct kv_txn *t = begin(db, 0);
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        char end[16];
+        size_t n = strlen(prefixes[i]);
+        memcpy(end, prefixes[i], n);
+        end[n - 1]++;
+        CHECK_RC(kv_scan(t, prefixes[i], n, end, n, 0, delete_fn, t), 0);
+    }
+    CHECK_RC(kv_commit(t), 0);
+    t = begin(db, KV_TXN_RDONLY);
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        char end[16];
+        size_t n = strlen(prefixes[i]);
+        memcpy(end, prefixes[i], n);
+        end[n - 1]++;
+        end[n] = '\0';
+        CHECK_STR(scan_s(t, prefixes[i], end, 0), "");
+    }
+    kv_abort(t);
 }
 
 #define RUN(call)                                                                      \
@@ -660,10 +698,12 @@ int main(int argc, char **argv)
         snprintf(tmpdir, sizeof(tmpdir), "%s/test_kv.XXXXXX", base);
         CHECK(mkdtemp(tmpdir) != NULL);
         uri = tmpdir;
+        main_pid = getpid();
         atexit(rm_tmpdir);
     }
     RUN(test_bad_uri());
     struct kv_db *db = open_db(KV_SYNC_COMMIT);
+    RUN(wipe_prefixes(db));
     RUN(test_basic(db));
     RUN(test_scan(db));
     RUN(test_scan_self_modify(db));
