@@ -287,37 +287,68 @@ static const struct rpc_conn_ops server_conn_ops = {
     .on_close = server_on_close,
 };
 
+/* An accepted socket on its way to the loop that will own it. The owning
+ * loop creates the connection itself, so everything about it is written by
+ * the thread that polls it. */
+struct accepted {
+    struct rpc_server *s;
+    struct loop *loop;
+    int fd;
+    char peer[64];
+};
+
+static void adopt_conn(void *arg)
+{
+    struct accepted *a = arg;
+    struct rpc_server *s = a->s;
+    if (atomic_load(&s->stopping)) {
+        s->tp->close(a->fd);
+        free(a);
+        return;
+    }
+    pthread_mutex_lock(&s->conns_lock);
+    struct rpc_conn *c = conn_new(a->loop, s->tp, a->fd, a->peer, &server_conn_ops, s, s->name,
+                                  s->max_payload, s->max_outbuf, RPC_KIND_REQUEST);
+    if (c) {
+        c->owner_next = s->conns;
+        if (s->conns)
+            s->conns->owner_prev = c;
+        s->conns = c;
+    }
+    pthread_mutex_unlock(&s->conns_lock);
+    if (!c)
+        LOG_WARN(s->name, "dropping connection peer=%s: out of memory", a->peer);
+    else
+        LOG_DEBUG(s->name, "accepted peer=%s", a->peer);
+    free(a);
+}
+
 static void accept_cb(struct loop_watch *w, uint32_t events)
 {
     (void)events;
     struct rpc_server *s = (struct rpc_server *)((char *)w - offsetof(struct rpc_server, lwatch));
     for (int i = 0; i < 64; i++) {
-        char peer[64];
-        int fd = s->tp->accept(w->fd, peer, sizeof(peer));
-        if (fd == -EAGAIN || fd == -EINTR)
+        struct accepted *a = malloc(sizeof(*a));
+        if (!a)
             return;
+        int fd = s->tp->accept(w->fd, a->peer, sizeof(a->peer));
         if (fd < 0) {
+            free(a);
             /* Out of fds and similar: keep serving existing connections. */
-            LOG_WARN(s->name, "accept failed err=%s", strerror(-fd));
+            if (fd != -EAGAIN && fd != -EINTR)
+                LOG_WARN(s->name, "accept failed err=%s", strerror(-fd));
             return;
         }
         unsigned idx = atomic_fetch_add_explicit(&s->next_loop, 1, memory_order_relaxed);
-        struct loop *l = s->loops[idx % (unsigned)s->nloops];
-        /* Publish in the list before the fd is polled, so on_close finds it. */
-        pthread_mutex_lock(&s->conns_lock);
-        struct rpc_conn *c = conn_new(l, s->tp, fd, peer, &server_conn_ops, s, s->name,
-                                      s->max_payload, s->max_outbuf, RPC_KIND_REQUEST);
-        if (c) {
-            c->owner_next = s->conns;
-            if (s->conns)
-                s->conns->owner_prev = c;
-            s->conns = c;
+        a->s = s;
+        a->loop = s->loops[idx % (unsigned)s->nloops];
+        a->fd = fd;
+        if (a->loop == s->loops[0])
+            adopt_conn(a);
+        else if (loop_post(a->loop, adopt_conn, a) < 0) {
+            s->tp->close(fd);
+            free(a);
         }
-        pthread_mutex_unlock(&s->conns_lock);
-        if (!c)
-            LOG_WARN(s->name, "dropping connection peer=%s: out of memory", peer);
-        else
-            LOG_DEBUG(s->name, "accepted peer=%s", peer);
     }
 }
 
