@@ -542,6 +542,50 @@ static void test_durability_sigkill(void)
     kv_close(db);
 }
 
+/* A process killed at an arbitrary point of a commit (most likely while
+ * writing: large values, synced) must not leave the store locked or torn. */
+static void test_killed_mid_commit(void)
+{
+    static char val[256 * 1024];
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            struct kv_db *db = open_db(KV_SYNC_COMMIT);
+            for (unsigned i = 0;; i++) {
+                memset(val, 'a' + (int)(i % 26), sizeof(val));
+                struct kv_txn *t = begin(db, 0);
+                CHECK_RC(kv_put(t, "mk/big", 6, val, sizeof(val)), 0);
+                char n[16];
+                int len = snprintf(n, sizeof(n), "%u", i);
+                CHECK_RC(kv_put(t, "mk/n", 4, n, (size_t)len), 0);
+                CHECK_RC(kv_commit(t), 0);
+            }
+        }
+        usleep(30000 + (useconds_t)round * 17000);
+        CHECK(kill(pid, SIGKILL) == 0);
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid);
+        alarm(30); /* a lock left held would hang here */
+        struct kv_db *db = open_db(KV_SYNC_COMMIT);
+        struct kv_txn *t = begin(db, 0);
+        struct kv_val v;
+        /* The big value is whole: one letter repeated (one transaction's). */
+        if (kv_get(t, "mk/big", 6, &v) == 0) {
+            CHECK(v.len == sizeof(val));
+            const char *p = v.data;
+            for (size_t i = 1; i < v.len; i++)
+                CHECK(p[i] == p[0]);
+            const char *n = get_s(t, "mk/n"); /* written by the same transaction */
+            CHECK(n && p[0] == 'a' + (int)(strtoul(n, NULL, 10) % 26));
+        }
+        put_s(t, "mk/after", "ok");
+        CHECK_RC(kv_commit(t), 0);
+        kv_close(db);
+        alarm(0);
+    }
+}
+
 /* Counter increments from several processes and threads, retrying conflicts. */
 #define INC_PROCS 2
 #define INC_THREADS 2
@@ -661,7 +705,7 @@ static void wipe_prefixes(struct kv_db *db)
 {
     static const char *const prefixes[] = { "b/", "s/", "s0", "r/", "t/", "w/", "i/", "k/",
                                             "zz/", "l/", "l0", "bw/", "lim/", "ro/", "h/",
-                                            "d/", "ctr/", "n/", "c/" };
+                                            "d/", "ctr/", "n/", "c/", "mk/" };
     struct kv_txn *t = begin(db, 0);
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         char end[16];
@@ -719,6 +763,7 @@ int main(int argc, char **argv)
     RUN(test_counter_threads(db));
     kv_close(db);
     RUN(test_durability_sigkill());
+    RUN(test_killed_mid_commit());
     RUN(test_counter_processes());
     fprintf(stderr, "all kv tests passed\n");
     return 0;
