@@ -1,0 +1,111 @@
+/* craq.h — internals of the storage service shared by service.c (RPC
+ * handlers, request checks) and craq.c (the chain update state machine).
+ * Not a public contract; see service.h.
+ *
+ * Per-chunk turn. Each local target has a table of chunk states, sharded by
+ * ino so that one shard mutex covers a chunk and its ino's gate. An update
+ * holds its chunk's turn from version assignment until it is committed
+ * locally and answered; updates arriving meanwhile wait in the chunk's
+ * queue (the RPC call stays open, no thread waits). Ino-wide updates
+ * (TRUNCATE, REMOVE) hold the ino's gate exclusively: they wait for the
+ * ino's chunk updates in flight, and everything arriving after them waits
+ * in the ino's queue, so every replica sees one order per ino.
+ */
+#ifndef VALORFS_STORAGE_CRAQ_H
+#define VALORFS_STORAGE_CRAQ_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+#include "proto/storage_proto.h"
+#include "storage/service.h"
+
+#define CRAQ_SHARDS 64
+#define CRAQ_BUCKETS 1024 /* per shard */
+#define CRAQ_TAGS 8       /* recent client tags remembered per chunk / ino */
+
+struct craq_op;
+
+struct cstate {
+    struct cstate *hnext;
+    uint64_t ino;
+    uint32_t index;
+    bool ino_level;          /* the ino's gate rather than one chunk */
+    bool busy;               /* an update holds the turn */
+    struct craq_op *qhead, *qtail;
+    uint64_t last_assigned;  /* head: never reuse a version that failed */
+    bool dirty;              /* a version is pending (not committed here) */
+    uint32_t active;         /* ino gate: chunk updates holding a turn */
+    uint64_t tags[CRAQ_TAGS];
+    struct stg_write_resp results[CRAQ_TAGS];
+    int tag_next;
+};
+
+struct craq_shard {
+    pthread_mutex_t mu;
+    struct cstate *buckets[CRAQ_BUCKETS];
+};
+
+struct local_target {
+    uint32_t id;
+    struct ce_target *ce;
+    struct craq_shard shards[CRAQ_SHARDS];
+};
+
+struct stg_service {
+    struct stg_service_opts o;
+    struct local_target *targets;
+    uint32_t ntargets;
+    struct workq *wq;
+    pthread_mutex_t inflight_mu;
+    pthread_cond_t inflight_cv;
+    uint64_t inflight;       /* updates accepted and not answered yet */
+};
+
+/* What the request checks found out about the receiving replica. */
+struct route_info {
+    struct local_target *tgt;
+    bool is_head;
+    uint32_t succ_target;    /* 0 = this replica is the tail */
+    char succ_addr[VF_MAX_ADDR + 1];
+};
+
+struct craq_op {
+    struct craq_op *next;
+    struct stg_service *svc;
+    struct local_target *tgt;
+    struct rpc_call *call;
+    uint16_t method;         /* STG_WRITE / STG_TRUNCATE / STG_REMOVE */
+    union {
+        struct stg_write_req w;
+        struct stg_truncate_req tr;
+        struct stg_remove_req rm;
+    } req;
+    uint64_t ino;
+    uint32_t index;          /* STG_WRITE only */
+    bool from_client;        /* arrived with version 0 */
+    struct cstate *cs;       /* the chunk (STG_WRITE) or the ino gate */
+    struct cstate *gate;     /* the ino gate */
+    uint32_t succ_target;
+    char succ_addr[VF_MAX_ADDR + 1];
+    struct wbuf fwd;         /* the forwarded request's header */
+    int fwd_status;
+};
+
+struct local_target *svc_find_target(struct stg_service *s, uint32_t id);
+
+/* Start a chain update (decoded request in op->req, checks passed, op->call
+ * open). Answers the call exactly once, now or later. */
+void craq_submit(struct craq_op *op, const struct route_info *ri);
+
+/* True when the chunk has a pending (uncommitted) version here. */
+bool craq_chunk_dirty(struct local_target *t, uint64_t ino, uint32_t index);
+
+void craq_target_init(struct local_target *t);
+void craq_target_destroy(struct local_target *t);
+
+void svc_inflight_add(struct stg_service *s, int delta);
+
+#endif

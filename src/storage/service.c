@@ -1,0 +1,556 @@
+/* service.c — storage RPC handlers: request checks against the routing,
+ * reads and per-target queries served here, chain updates handed to
+ * craq.c (see service.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "rpc/rpc.h"
+#include "storage/chunk_engine.h"
+#include "storage/craq.h"
+#include "storage/service.h"
+#include "storage/workq.h"
+
+#define REFRESH_TIMEOUT_MS 2000
+#define LIST_MAX 4096
+
+/* ---------------- routing lookups ---------------- */
+
+static const struct mg_chain *find_chain(const struct mg_routing *r, uint32_t id)
+{
+    for (uint32_t i = 0; i < r->nchains; i++)
+        if (r->chains[i].id == id)
+            return &r->chains[i];
+    return NULL;
+}
+
+static const struct mg_target *find_rtarget(const struct mg_routing *r, uint32_t id)
+{
+    for (uint32_t i = 0; i < r->ntargets; i++)
+        if (r->targets[i].id == id)
+            return &r->targets[i];
+    return NULL;
+}
+
+static const char *target_addr(const struct mg_routing *r, uint32_t target_id)
+{
+    const struct mg_target *t = find_rtarget(r, target_id);
+    if (!t)
+        return NULL;
+    for (uint32_t i = 0; i < r->nnodes; i++)
+        if (r->nodes[i].id == t->node_id)
+            return r->nodes[i].addr[0] ? r->nodes[i].addr : NULL;
+    return NULL;
+}
+
+struct local_target *svc_find_target(struct stg_service *s, uint32_t id)
+{
+    for (uint32_t i = 0; i < s->ntargets; i++)
+        if (s->targets[i].id == id)
+            return &s->targets[i];
+    return NULL;
+}
+
+void svc_inflight_add(struct stg_service *s, int delta)
+{
+    pthread_mutex_lock(&s->inflight_mu);
+    s->inflight += (uint64_t)(int64_t)delta;
+    if (s->inflight == 0)
+        pthread_cond_broadcast(&s->inflight_cv);
+    pthread_mutex_unlock(&s->inflight_mu);
+}
+
+/* ---------------- request checks ---------------- */
+
+enum access { ACC_READ, ACC_UPDATE };
+
+/* The chain-level checks against one snapshot: 0, a status, or 1 = our
+ * chain is older than the request's / 2 = chain unknown (refresh first). */
+static int check_snapshot(const struct mg_routing *r, const struct stg_route *rt,
+                          enum access acc, bool client_update, struct route_info *ri)
+{
+    const struct mg_chain *ch = find_chain(r, rt->chain_id);
+    if (!ch)
+        return 2;
+    if (rt->chain_version < ch->version)
+        return VF_E_STALE_CHAIN;
+    if (rt->chain_version > ch->version)
+        return 1;
+    uint32_t pos = UINT32_MAX;
+    for (uint32_t i = 0; i < ch->ntargets && i < VF_MAX_REPLICAS; i++)
+        if (ch->targets[i] == rt->target_id)
+            pos = i;
+    if (pos == UINT32_MAX)
+        return VF_E_NO_ROUTE;
+    if (client_update && pos != 0)
+        return VF_E_NOT_HEAD;
+    const struct mg_target *mt = find_rtarget(r, rt->target_id);
+    if (!mt)
+        return VF_E_NO_ROUTE;
+    bool ok = mt->state == TS_SERVING || (acc == ACC_UPDATE && mt->state == TS_SYNCING);
+    if (!ok)
+        return VF_E_NOT_SERVING;
+    ri->is_head = pos == 0;
+    ri->succ_target = 0;
+    ri->succ_addr[0] = '\0';
+    if (acc == ACC_UPDATE) {
+        /* the successor: the next member that takes writes */
+        for (uint32_t i = pos + 1; i < ch->ntargets && i < VF_MAX_REPLICAS; i++) {
+            const struct mg_target *nt = find_rtarget(r, ch->targets[i]);
+            if (!nt || (nt->state != TS_SERVING && nt->state != TS_SYNCING))
+                continue;
+            const char *addr = target_addr(r, nt->id);
+            if (!addr)
+                return VF_E_NO_ROUTE;
+            ri->succ_target = nt->id;
+            snprintf(ri->succ_addr, sizeof(ri->succ_addr), "%s", addr);
+            break;
+        }
+    }
+    return 0;
+}
+
+static int check_once(struct stg_service *s, const struct stg_route *rt, enum access acc,
+                      bool client_update, struct route_info *ri)
+{
+    const struct stg_routing_src *src = &s->o.routing;
+    void *ref = NULL;
+    const struct mg_routing *r = src->acquire(src->arg, &ref);
+    int rc = r ? check_snapshot(r, rt, acc, client_update, ri) : 2;
+    src->release(src->arg, ref);
+    return rc;
+}
+
+static int check_route(struct stg_service *s, const struct stg_route *rt, enum access acc,
+                       bool client_update, struct route_info *ri)
+{
+    ri->tgt = svc_find_target(s, rt->target_id);
+    if (!ri->tgt)
+        return VF_E_NO_ROUTE;
+    const struct stg_routing_src *src = &s->o.routing;
+    int rc = check_once(s, rt, acc, client_update, ri);
+    /* the sender knows a newer chain (or one we have not seen): catch up */
+    if ((rc == 1 || rc == 2) && src->refresh && src->refresh(src->arg, REFRESH_TIMEOUT_MS) == 0)
+        rc = check_once(s, rt, acc, client_update, ri);
+    if (rc == 1)
+        return VF_E_NEWER_CHAIN;
+    if (rc == 2)
+        return VF_E_NO_ROUTE;
+    if (rc == 0 && src->lease_valid && !src->lease_valid(src->arg))
+        return VF_E_NOT_SERVING;
+    return rc;
+}
+
+/* ---------------- chain updates ---------------- */
+
+static struct craq_op *new_op(struct stg_service *s, struct rpc_call *call, uint16_t method)
+{
+    struct craq_op *op = calloc(1, sizeof(*op));
+    if (!op) {
+        rpc_reply(call, ENOMEM, NULL, 0);
+        return NULL;
+    }
+    op->svc = s;
+    op->call = call;
+    op->method = method;
+    return op;
+}
+
+static void h_write(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct craq_op *op = new_op(s, call, STG_WRITE);
+    if (!op)
+        return;
+    struct stg_write_req *w = &op->req.w;
+    if (stg_write_req_dec(p, len, w) < 0 || (uint64_t)w->offset + w->len > w->chunk_size) {
+        free(op);
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct route_info ri;
+    int rc = check_route(s, &w->route, ACC_UPDATE, w->version == 0, &ri);
+    if (rc) {
+        free(op);
+        rpc_reply(call, rc, NULL, 0);
+        return;
+    }
+    op->ino = w->chunk.ino;
+    op->index = w->chunk.index;
+    craq_submit(op, &ri);
+}
+
+static void h_truncate(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct craq_op *op = new_op(s, call, STG_TRUNCATE);
+    if (!op)
+        return;
+    if (stg_truncate_req_dec(p, len, &op->req.tr) < 0) {
+        free(op);
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct route_info ri;
+    int rc = check_route(s, &op->req.tr.route, ACC_UPDATE, op->req.tr.version == 0, &ri);
+    if (rc) {
+        free(op);
+        rpc_reply(call, rc, NULL, 0);
+        return;
+    }
+    op->ino = op->req.tr.ino;
+    craq_submit(op, &ri);
+}
+
+static void h_remove(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct craq_op *op = new_op(s, call, STG_REMOVE);
+    if (!op)
+        return;
+    if (stg_remove_req_dec(p, len, &op->req.rm) < 0) {
+        free(op);
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct route_info ri;
+    int rc = check_route(s, &op->req.rm.route, ACC_UPDATE, op->req.rm.version == 0, &ri);
+    if (rc) {
+        free(op);
+        rpc_reply(call, rc, NULL, 0);
+        return;
+    }
+    op->ino = op->req.rm.ino;
+    craq_submit(op, &ri);
+}
+
+/* ---------------- reads and per-target queries ---------------- */
+
+static int status_of(int rc) { return rc < 0 ? -rc : rc; }
+
+static void reply_wb(struct rpc_call *call, struct wbuf *wb)
+{
+    if (wb->err)
+        rpc_reply(call, ENOMEM, NULL, 0);
+    else
+        rpc_reply(call, 0, wb->data, wb->len);
+    wb_free(wb);
+}
+
+static void h_read(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct stg_read_req r;
+    if (stg_read_req_dec(p, len, &r) < 0) {
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct route_info ri;
+    int rc = check_route(s, &r.route, ACC_READ, false, &ri);
+    if (rc) {
+        rpc_reply(call, rc, NULL, 0);
+        return;
+    }
+    void *buf = r.len ? malloc(r.len) : NULL;
+    if (r.len && !buf) {
+        rpc_reply(call, ENOMEM, NULL, 0);
+        return;
+    }
+    uint32_t nread = 0;
+    struct ce_meta m;
+    /* only committed bytes are on disk: a pending update is applied after
+     * the successor acknowledges it, so this never sees it */
+    rc = ce_read(ri.tgt->ce, r.chunk.ino, r.chunk.index, r.offset, r.len, buf, &nread, &m);
+    if (rc < 0) {
+        free(buf);
+        rpc_reply(call, status_of(rc), NULL, 0);
+        return;
+    }
+    /* header encoded with empty data, then its u32 length set: the data
+     * (the last length-prefixed field) goes out from buf uncopied */
+    struct stg_read_resp resp = { .version = m.version, .chunk_len = m.len };
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_read_resp_enc(&wb, &resp);
+    if (wb.err || wb.len < 4) {
+        wb_free(&wb);
+        free(buf);
+        rpc_reply(call, ENOMEM, NULL, 0);
+        return;
+    }
+    for (int i = 0; i < 4; i++)
+        wb.data[wb.len - 4 + (size_t)i] = (uint8_t)(nread >> (8 * i));
+    struct iovec iov[2] = { { wb.data, wb.len }, { buf, nread } };
+    rpc_replyv(call, 0, iov, nread ? 2 : 1);
+    wb_free(&wb);
+    free(buf);
+}
+
+static void h_query(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct stg_query_req r;
+    if (stg_query_req_dec(p, len, &r) < 0) {
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct route_info ri;
+    int rc = check_route(s, &r.route, ACC_READ, false, &ri);
+    if (rc) {
+        rpc_reply(call, rc, NULL, 0);
+        return;
+    }
+    struct ce_query q;
+    if ((rc = ce_query_ino(ri.tgt->ce, r.ino, &q)) < 0) {
+        rpc_reply(call, status_of(rc), NULL, 0);
+        return;
+    }
+    struct stg_query_resp resp = { q.nchunks, q.last_index, q.last_len, q.bytes };
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_query_resp_enc(&wb, &resp);
+    reply_wb(call, &wb);
+}
+
+static void h_chunk_meta(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct stg_chunk_meta_req r;
+    if (stg_chunk_meta_req_dec(p, len, &r) < 0) {
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct local_target *t = svc_find_target(s, r.target_id);
+    if (!t) {
+        rpc_reply(call, VF_E_NO_ROUTE, NULL, 0);
+        return;
+    }
+    struct ce_meta m;
+    int rc = ce_get_meta(t->ce, r.chunk.ino, r.chunk.index, &m);
+    if (rc < 0 && rc != -ENOENT) {
+        rpc_reply(call, status_of(rc), NULL, 0);
+        return;
+    }
+    struct stg_chunk_meta resp = { .chunk = r.chunk, .exists = rc == 0 };
+    if (rc == 0) {
+        resp.version = m.version;
+        resp.len = m.len;
+        resp.crc32c = m.crc32c;
+    }
+    resp.dirty = craq_chunk_dirty(t, r.chunk.ino, r.chunk.index);
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_chunk_meta_enc(&wb, &resp);
+    reply_wb(call, &wb);
+}
+
+static void h_list(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct stg_list_req r;
+    if (stg_list_req_dec(p, len, &r) < 0) {
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct local_target *t = svc_find_target(s, r.target_id);
+    if (!t) {
+        rpc_reply(call, VF_E_NO_ROUTE, NULL, 0);
+        return;
+    }
+    uint32_t max = MIN(r.max, LIST_MAX);
+    struct ce_chunk *arr = malloc((max ? max : 1) * sizeof(*arr));
+    struct stg_chunk_meta *out = calloc(max ? max : 1, sizeof(*out));
+    uint32_t n = 0;
+    bool eof = false;
+    int rc = arr && out ? ce_list(t->ce, r.after.ino, r.after.index, r.ino, max, arr, &n, &eof)
+                        : -ENOMEM;
+    if (rc < 0) {
+        free(arr);
+        free(out);
+        rpc_reply(call, status_of(rc), NULL, 0);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        out[i].chunk.ino = arr[i].ino;
+        out[i].chunk.index = arr[i].index;
+        out[i].exists = 1;
+        out[i].dirty = craq_chunk_dirty(t, arr[i].ino, arr[i].index);
+        out[i].version = arr[i].meta.version;
+        out[i].len = arr[i].meta.len;
+        out[i].crc32c = arr[i].meta.crc32c;
+    }
+    struct stg_list_resp resp = { .n = n, .eof = eof, .chunks = out };
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_list_resp_enc(&wb, &resp);
+    free(arr);
+    free(out);
+    reply_wb(call, &wb);
+}
+
+int stg_service_sync(struct stg_service *s, uint32_t target_id)
+{
+    int rc = 0;
+    bool found = target_id == 0;
+    for (uint32_t i = 0; i < s->ntargets; i++) {
+        if (target_id && s->targets[i].id != target_id)
+            continue;
+        found = true;
+        int r = ce_sync(s->targets[i].ce);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    return found ? rc : -ENOENT;
+}
+
+static void h_sync(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct stg_sync_req r;
+    if (stg_sync_req_dec(p, len, &r) < 0) {
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    int rc = stg_service_sync(s, r.target_id);
+    rpc_reply(call, rc == -ENOENT ? VF_E_NO_ROUTE : status_of(rc), NULL, 0);
+}
+
+static void h_statfs(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    struct stg_statfs_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    for (uint32_t i = 0; i < s->ntargets && resp.ntargets < ARRAY_SIZE(resp.targets); i++) {
+        uint64_t cap = 0, used = 0;
+        ce_statfs(s->targets[i].ce, &cap, &used);
+        resp.targets[resp.ntargets].id = s->targets[i].id;
+        resp.targets[resp.ntargets].capacity = cap;
+        resp.targets[resp.ntargets].used = used;
+        resp.ntargets++;
+    }
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_statfs_resp_enc(&wb, &resp);
+    reply_wb(call, &wb);
+}
+
+/* ---------------- life cycle ---------------- */
+
+struct stg_service *stg_service_new(const struct stg_service_opts *o)
+{
+    struct stg_service *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->o = *o;
+    if (s->o.apply_threads <= 0)
+        s->o.apply_threads = 4;
+    if (!s->o.forward_timeout_ms)
+        s->o.forward_timeout_ms = 10000;
+    pthread_mutex_init(&s->inflight_mu, NULL);
+    pthread_cond_init(&s->inflight_cv, NULL);
+    s->targets = calloc(o->ntargets ? o->ntargets : 1, sizeof(*s->targets));
+    s->wq = workq_new(s->o.apply_threads);
+    if (!s->targets || !s->wq) {
+        workq_free(s->wq);
+        free(s->targets);
+        free(s);
+        return NULL;
+    }
+    s->ntargets = o->ntargets;
+    for (uint32_t i = 0; i < o->ntargets; i++) {
+        s->targets[i].id = ce_target_id(o->targets[i]);
+        s->targets[i].ce = o->targets[i];
+        craq_target_init(&s->targets[i]);
+    }
+    return s;
+}
+
+int stg_service_attach(struct stg_service *s, struct rpc_server *srv)
+{
+    static const struct {
+        uint16_t method;
+        rpc_handler_fn fn;
+    } tab[] = {
+        { STG_WRITE, h_write },   { STG_READ, h_read },         { STG_TRUNCATE, h_truncate },
+        { STG_REMOVE, h_remove }, { STG_QUERY, h_query },       { STG_CHUNK_META, h_chunk_meta },
+        { STG_LIST, h_list },     { STG_SYNC, h_sync },         { STG_STATFS, h_statfs },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(tab); i++) {
+        int rc = rpc_server_handle(srv, tab[i].method, RPC_EXEC_WORKER, tab[i].fn, s);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+bool stg_service_drain(struct stg_service *s, uint32_t timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->inflight_mu);
+    int rc = 0;
+    while (s->inflight > 0 && rc == 0)
+        rc = pthread_cond_timedwait(&s->inflight_cv, &s->inflight_mu, &ts);
+    bool drained = s->inflight == 0;
+    pthread_mutex_unlock(&s->inflight_mu);
+    return drained;
+}
+
+uint32_t stg_service_report(struct stg_service *s, struct mg_target_report *out, uint32_t max)
+{
+    void *ref = NULL;
+    const struct stg_routing_src *src = &s->o.routing;
+    const struct mg_routing *r = src->acquire(src->arg, &ref);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->ntargets && n < max; i++) {
+        struct mg_target_report *rep = &out[n++];
+        memset(rep, 0, sizeof(*rep));
+        rep->id = s->targets[i].id;
+        ce_statfs(s->targets[i].ce, &rep->capacity, &rep->used);
+        /* the node has no opinion of its own beyond "usable": it reports
+         * the state mgmtd gave the target, WAITING for one it never saw */
+        const struct mg_target *mt = r ? find_rtarget(r, rep->id) : NULL;
+        rep->state = mt ? mt->state : TS_WAITING;
+    }
+    src->release(src->arg, ref);
+    return n;
+}
+
+void stg_service_free(struct stg_service *s)
+{
+    if (!s)
+        return;
+    workq_free(s->wq); /* runs whatever is still queued */
+    for (uint32_t i = 0; i < s->ntargets; i++)
+        craq_target_destroy(&s->targets[i]);
+    pthread_mutex_destroy(&s->inflight_mu);
+    pthread_cond_destroy(&s->inflight_cv);
+    free(s->targets);
+    free(s);
+}
