@@ -9,6 +9,8 @@
 #include <getopt.h>
 #include <ini.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 
 #include "common/log.h"
 #include "fuse/session.h"
+#include "cluster_fs/cluster_fs.h"
 #include "passthrough/passthrough.h"
 
 #define VALORFS_VERSION "0.1.0"
@@ -30,6 +33,9 @@ static const char usage_text[] =
     "\n"
     "Backends:\n"
     "  --backend=passthrough:DIR   serve the local directory DIR\n"
+    "  --backend=cluster:HOST:PORT[,HOST:PORT...]\n"
+    "                              serve a valorfs cluster; the addresses are its\n"
+    "                              mgmtd servers (the routing names meta and storage)\n"
     "\n"
     "Transport (how requests travel between the kernel and this daemon):\n"
     "  --transport=T         classic | xfuse | uring            (default: xfuse)\n"
@@ -57,8 +63,24 @@ static const char usage_text[] =
     "  --attr-timeout=S      seconds attributes may be cached (default 1.0)\n"
     "  --entry-timeout=S     seconds names may be cached (default 1.0)\n"
     "\n"
+    "Cluster backend (config section [cluster]):\n"
+    "  --meta-timeout-ms=N   a metadata call may take this long, retries on other\n"
+    "                        meta servers included, before it fails with EIO\n"
+    "                        (default 30000)\n"
+    "  --io-timeout-ms=N     a read/write/fsync may take this long, retries after\n"
+    "                        chain changes included, before it fails with EIO\n"
+    "                        (default 30000)\n"
+    "  --connect-timeout-ms=N  give up when no mgmtd answers at startup within N ms\n"
+    "                        (default 10000)\n"
+    "  --chunk-size=BYTES    chunk size of new files, a power of two in\n"
+    "                        [65536, 67108864]; 0 = the meta server's default (0)\n"
+    "  --stripe=N            chains a new file spreads over, 0..64; 0 = the meta\n"
+    "                        server's default (0)\n"
+    "\n"
     "General:\n"
-    "  --config=FILE         read settings from FILE (INI: [fuse], [passthrough], [log])\n"
+    "  --config=FILE         read settings from FILE (INI: [fuse], [passthrough],\n"
+    "                        [cluster], [log]); attr/entry timeouts of [passthrough]\n"
+    "                        apply to both backends\n"
     "  --log-level=L         error | warn | info | debug (default info)\n"
     "  --log-file=FILE       append logs to FILE (detached daemons without it log\n"
     "                        to stderr only if it is a file, otherwise nowhere)\n"
@@ -71,6 +93,7 @@ static const char usage_text[] =
 struct settings {
     struct vfs_session_opts fuse;
     struct pt_opts pt;
+    struct cfs_opts cfs;
     const char *backend;
     const char *mountpoint;
     const char *config;
@@ -98,6 +121,17 @@ static int parse_int(const char *s, long lo, long hi, int *out)
     if (errno || end == s || *end != '\0' || v < lo || v > hi)
         return -1;
     *out = (int)v;
+    return 0;
+}
+
+static int parse_u32(const char *s, unsigned long lo, unsigned long hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end != '\0' || *s == '-' || v < lo || v > hi)
+        return -1;
+    *out = (uint32_t)v;
     return 0;
 }
 
@@ -143,6 +177,22 @@ static int apply(struct settings *st, const char *key, const char *val)
         return parse_double(val, 0, 86400, &st->pt.attr_timeout);
     if (!strcmp(key, "passthrough.entry_timeout"))
         return parse_double(val, 0, 86400, &st->pt.entry_timeout);
+    if (!strcmp(key, "cluster.meta_timeout_ms"))
+        return parse_u32(val, 1, 86400000, &st->cfs.meta_timeout_ms);
+    if (!strcmp(key, "cluster.io_timeout_ms"))
+        return parse_u32(val, 1, 86400000, &st->cfs.io_timeout_ms);
+    if (!strcmp(key, "cluster.connect_timeout_ms"))
+        return parse_u32(val, 1, 86400000, &st->cfs.connect_timeout_ms);
+    if (!strcmp(key, "cluster.chunk_size")) {
+        uint32_t v;
+        if (parse_u32(val, 0, 64u << 20, &v) < 0 ||
+            (v && (v < (64u << 10) || (v & (v - 1)))))
+            return -1;
+        st->cfs.chunk_size = v;
+        return 0;
+    }
+    if (!strcmp(key, "cluster.stripe"))
+        return parse_u32(val, 0, 64, &st->cfs.stripe);
     if (!strcmp(key, "log.level")) {
         int l = log_level_parse(val);
         if (l < 0)
@@ -206,6 +256,7 @@ static int load_config(struct settings *st, const char *file)
 enum {
     OPT_BACKEND = 256, OPT_TRANSPORT, OPT_SHARE, OPT_THREADS, OPT_DEPTH, OPT_SPIN, OPT_NOPIN,
     OPT_WB, OPT_DIO, OPT_NOKEEP, OPT_ATTR, OPT_ENTRY, OPT_CONFIG, OPT_LOG, OPT_LOGFILE,
+    OPT_META_TMO, OPT_IO_TMO, OPT_CONNECT_TMO, OPT_CHUNK, OPT_STRIPE,
 };
 
 static const struct option long_opts[] = {
@@ -224,6 +275,11 @@ static const struct option long_opts[] = {
     { "config", required_argument, NULL, OPT_CONFIG },
     { "log-level", required_argument, NULL, OPT_LOG },
     { "log-file", required_argument, NULL, OPT_LOGFILE },
+    { "meta-timeout-ms", required_argument, NULL, OPT_META_TMO },
+    { "io-timeout-ms", required_argument, NULL, OPT_IO_TMO },
+    { "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TMO },
+    { "chunk-size", required_argument, NULL, OPT_CHUNK },
+    { "stripe", required_argument, NULL, OPT_STRIPE },
     { "foreground", no_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
@@ -241,6 +297,11 @@ static const char *opt_key(int opt)
     case OPT_ATTR: return "passthrough.attr_timeout";
     case OPT_ENTRY: return "passthrough.entry_timeout";
     case OPT_LOG: return "log.level";
+    case OPT_META_TMO: return "cluster.meta_timeout_ms";
+    case OPT_IO_TMO: return "cluster.io_timeout_ms";
+    case OPT_CONNECT_TMO: return "cluster.connect_timeout_ms";
+    case OPT_CHUNK: return "cluster.chunk_size";
+    case OPT_STRIPE: return "cluster.stripe";
     default: return NULL;
     }
 }
@@ -351,22 +412,34 @@ int main(int argc, char **argv)
     struct settings st = { .log_level = LOG_LVL_INFO };
     vfs_session_opts_default(&st.fuse);
     pt_opts_default(&st.pt);
+    cfs_opts_default(&st.cfs);
     if (parse_args(argc, argv, &st) < 0)
         return 2;
     log_init((enum log_level)st.log_level);
 
-    if (strncmp(st.backend, "passthrough:", 12) != 0) {
-        fprintf(stderr, "valorfs-fuse: unknown backend '%s' (known: passthrough:DIR)\n", st.backend);
+    bool cluster = strncmp(st.backend, "cluster:", 8) == 0;
+    if (!cluster && strncmp(st.backend, "passthrough:", 12) != 0) {
+        fprintf(stderr, "valorfs-fuse: unknown backend '%s' (known: passthrough:DIR, "
+                "cluster:HOST:PORT[,...])\n", st.backend);
         return 2;
     }
-    const char *dir = st.backend + 12;
-    st.pt.writeback = st.fuse.writeback_cache;
-    umask(0); /* the kernel already applied the caller's umask */
-    raise_fd_limit();
-    void *fs = pt_new(dir, &st.pt);
-    if (fs == NULL) {
-        fprintf(stderr, "valorfs-fuse: cannot open backend directory %s: %s\n", dir, strerror(errno));
-        return 1;
+    if (cluster && st.backend[8] == '\0') {
+        fprintf(stderr, "valorfs-fuse: --backend=cluster: needs mgmtd addresses "
+                "(e.g. cluster:127.0.0.1:7000)\n");
+        return 2;
+    }
+    void *fs = NULL;
+    const struct vfs_ops *ops = cluster ? &cfs_ops : &pt_ops;
+    if (!cluster) {
+        const char *dir = st.backend + 12;
+        st.pt.writeback = st.fuse.writeback_cache;
+        umask(0); /* the kernel already applied the caller's umask */
+        raise_fd_limit();
+        fs = pt_new(dir, &st.pt);
+        if (fs == NULL) {
+            fprintf(stderr, "valorfs-fuse: cannot open backend directory %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
     }
 
     if (st.foreground && st.log_file && setup_log_fd(st.log_file, 0) < 0)
@@ -396,7 +469,23 @@ int main(int argc, char **argv)
         setsid();
     }
 
-    g_session = vfs_session_new(&pt_ops, fs, &st.fuse);
+    if (cluster) {
+        /* after the fork: the client's threads must live in the daemon; a
+         * failure still reaches the caller's stderr and exit status */
+        signal(SIGPIPE, SIG_IGN);
+        st.cfs.mgmtd_addrs = st.backend + 8;
+        st.cfs.attr_timeout = st.pt.attr_timeout;
+        st.cfs.entry_timeout = st.pt.entry_timeout;
+        char err[256] = "";
+        fs = cfs_new(&st.cfs, err, sizeof(err));
+        if (fs == NULL) {
+            fprintf(stderr, "valorfs-fuse: cannot reach the cluster at %s: %s\n",
+                    st.cfs.mgmtd_addrs, err);
+            return 1;
+        }
+    }
+
+    g_session = vfs_session_new(ops, fs, &st.fuse);
     if (g_session == NULL) {
         fprintf(stderr, "valorfs-fuse: out of memory\n");
         return 1;
@@ -430,6 +519,9 @@ int main(int argc, char **argv)
     rc = vfs_session_run(g_session);
     LOG_INFO("main", "stopped (%s)", rc == 0 ? "clean" : strerror(-rc));
     vfs_session_free(g_session);
-    pt_free(fs);
+    if (cluster)
+        cfs_free(fs);
+    else
+        pt_free(fs);
     return rc == 0 ? 0 : 1;
 }

@@ -1,0 +1,334 @@
+/* file_io.c — open files: create/open hand out a handle carrying the
+ * inode (layout), the meta session and the end written; read/write go to
+ * storage through the storage client; flush/fsync/release tell meta how
+ * far this handle wrote. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_fs/cfs_internal.h"
+#include "common/log.h"
+
+static struct cfs_fh *fh_new(struct cfs *fs, const struct meta_inode *in, uint64_t session,
+                             int flags)
+{
+    struct cfs_fh *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->ino = in->ino;
+    f->inode = *in;
+    f->session = session;
+    f->flags = flags;
+    f->w = cfs_writer_get(fs, in->ino, in->size);
+    if (f->w == NULL) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void fh_free(struct cfs *fs, struct cfs_fh *f)
+{
+    cfs_writer_put(fs, f->w);
+    free(f);
+}
+
+static void ignore_done(void *arg, int status, const struct meta_resp *resp)
+{
+    (void)arg;
+    (void)status;
+    (void)resp;
+}
+
+static void open_reply(struct vfs_req *r, int status, const struct meta_resp *resp, int flags,
+                       bool with_entry)
+{
+    struct cfs *fs = req_fs(r);
+    if (status) {
+        vfs_reply_err(r, status);
+        return;
+    }
+    if (!resp->has_inode) {
+        vfs_reply_err(r, EIO);
+        return;
+    }
+    if (flags & O_TRUNC)
+        cfs_local_truncate(fs, resp->inode.ino, 0);
+    struct cfs_fh *f = fh_new(fs, &resp->inode, resp->session, flags);
+    if (f == NULL) {
+        struct meta_req m;
+        memset(&m, 0, sizeof(m));
+        m.ino = resp->inode.ino;
+        m.session = resp->session;
+        mc_call(fs->mc, META_CLOSE, &m, ignore_done, NULL);
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    struct vfs_fuse_open_out o;
+    memset(&o, 0, sizeof(o));
+    o.fh = (uint64_t)(uintptr_t)f;
+    if (with_entry) {
+        struct fuse_entry_out e;
+        cfs_fill_entry(fs, &resp->inode, &e);
+        vfs_reply_create(r, &e, &o);
+    } else {
+        vfs_reply_open(r, &o);
+    }
+}
+
+struct open_ctx {
+    struct vfs_req *r;
+    int flags;
+};
+
+static void create_done(void *arg, int status, const struct meta_resp *resp)
+{
+    struct open_ctx c = *(struct open_ctx *)arg;
+    free(arg);
+    open_reply(c.r, status, resp, c.flags, true);
+}
+
+static void open_done(void *arg, int status, const struct meta_resp *resp)
+{
+    struct open_ctx c = *(struct open_ctx *)arg;
+    free(arg);
+    open_reply(c.r, status, resp, c.flags, false);
+}
+
+void cfs_create(struct vfs_req *r, uint64_t parent, const char *name, mode_t mode, int flags,
+                mode_t umask)
+{
+    struct cfs *fs = req_fs(r);
+    if (strnlen(name, VF_MAX_NAME + 1) > VF_MAX_NAME) {
+        vfs_reply_err(r, ENAMETOOLONG);
+        return;
+    }
+    if (!cfs_name_ok(name)) {
+        vfs_reply_err(r, EINVAL);
+        return;
+    }
+    struct open_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    *c = (struct open_ctx){ r, flags };
+    struct meta_req m;
+    cfs_req_init(r, &m);
+    m.parent = parent;
+    snprintf(m.name, sizeof(m.name), "%s", name);
+    m.mode = mode | S_IFREG;
+    m.umask = umask;
+    m.flags = (uint32_t)flags;
+    m.chunk_size = fs->o.chunk_size;
+    m.stripe = fs->o.stripe;
+    mc_call(fs->mc, META_CREATE, &m, create_done, c);
+}
+
+void cfs_open(struct vfs_req *r, uint64_t ino, int flags)
+{
+    struct open_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    *c = (struct open_ctx){ r, flags };
+    struct meta_req m;
+    cfs_req_init(r, &m);
+    m.ino = ino;
+    m.flags = (uint32_t)flags;
+    mc_call(req_fs(r)->mc, META_OPEN, &m, open_done, c);
+}
+
+/* ---- data ---- */
+
+struct read_ctx {
+    struct vfs_req *r;
+    void *buf;
+    bool owned;
+};
+
+static void read_done(void *arg, int64_t result)
+{
+    struct read_ctx *c = arg;
+    if (result < 0)
+        vfs_reply_err(c->r, (int)-result);
+    else
+        vfs_reply_buf(c->r, c->buf, (size_t)result);
+    if (c->owned)
+        free(c->buf);
+    free(c);
+}
+
+void cfs_read(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size)
+{
+    (void)ino;
+    struct cfs_fh *f = fh_of(fh);
+    struct read_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    size_t cap = 0;
+    void *payload = vfs_req_payload(r, &cap);
+    c->r = r;
+    c->owned = payload == NULL || cap < size;
+    c->buf = c->owned ? malloc(size ? size : 1) : payload;
+    if (c->buf == NULL) {
+        free(c);
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    uint64_t file_size = cfs_writer_size(f->w);
+    if (f->inode.size > file_size)
+        file_size = f->inode.size;
+    sc_read(req_fs(r)->sc, &f->inode, off, size, c->buf, file_size, read_done, c);
+}
+
+struct write_ctx {
+    struct vfs_req *r;
+    struct cfs_fh *f;
+    uint64_t end;
+    uint32_t size;
+};
+
+static void write_done(void *arg, int64_t result)
+{
+    struct write_ctx *c = arg;
+    if (result < 0) {
+        vfs_reply_err(c->r, (int)-result);
+    } else {
+        cfs_writer_wrote(c->f->w, c->end);
+        uint64_t cur = atomic_load(&c->f->end);
+        while (c->end > cur && !atomic_compare_exchange_weak(&c->f->end, &cur, c->end))
+            ;
+        atomic_store(&c->f->wrote, true);
+        atomic_store(&c->f->dirty, true);
+        vfs_reply_write(c->r, c->size);
+    }
+    free(c);
+}
+
+void cfs_write(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, const void *data,
+               uint32_t size, uint32_t write_flags)
+{
+    (void)ino;
+    (void)write_flags;
+    struct cfs_fh *f = fh_of(fh);
+    struct write_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    *c = (struct write_ctx){ r, f, off + size, size };
+    sc_write(req_fs(r)->sc, &f->inode, off, data, size, write_done, c);
+}
+
+/* ---- telling meta ---- */
+
+/* META_SYNC/META_CLOSE for handle f: length_hint = this handle's end. */
+static void session_req(struct vfs_req *r, struct cfs_fh *f, struct meta_req *m)
+{
+    cfs_req_init(r, m);
+    m->ino = f->ino;
+    m->session = f->session;
+    m->length_hint = atomic_load(&f->end);
+    m->flags = atomic_load(&f->wrote) ? META_F_WROTE : 0;
+}
+
+void cfs_flush(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t lock_owner)
+{
+    (void)ino;
+    (void)lock_owner;
+    struct cfs_fh *f = fh_of(fh);
+    /* close(2) of one descriptor: publish the size; the session stays
+     * open until release */
+    if (!atomic_exchange(&f->dirty, false)) {
+        vfs_reply_err(r, 0);
+        return;
+    }
+    struct meta_req m;
+    session_req(r, f, &m);
+    mc_call(req_fs(r)->mc, META_SYNC, &m, cfs_cb_empty, r);
+}
+
+struct release_ctx {
+    struct vfs_req *r;
+    struct cfs_fh *f;
+};
+
+static void release_done(void *arg, int status, const struct meta_resp *resp)
+{
+    (void)resp;
+    struct release_ctx *c = arg;
+    if (status)
+        LOG_WARN("cfs", "close ino=%llx session=%llx failed: %s",
+                 (unsigned long long)c->f->ino, (unsigned long long)c->f->session,
+                 strerror(status));
+    fh_free(req_fs(c->r), c->f);
+    vfs_reply_err(c->r, 0);
+    free(c);
+}
+
+void cfs_release(struct vfs_req *r, uint64_t ino, uint64_t fh, int flags)
+{
+    (void)ino;
+    (void)flags;
+    struct cfs_fh *f = fh_of(fh);
+    struct release_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        fh_free(req_fs(r), f);
+        vfs_reply_err(r, 0);
+        return;
+    }
+    *c = (struct release_ctx){ r, f };
+    struct meta_req m;
+    session_req(r, f, &m);
+    mc_call(req_fs(r)->mc, META_CLOSE, &m, release_done, c);
+}
+
+struct fsync_ctx {
+    struct vfs_req *r;
+    struct cfs_fh *f;
+    struct meta_req m; /* built on the FUSE thread: credentials read /proc */
+};
+
+static void fsync_meta_done(void *arg, int status, const struct meta_resp *resp)
+{
+    (void)resp;
+    struct fsync_ctx *c = arg;
+    vfs_reply_err(c->r, status);
+    free(c);
+}
+
+static void fsync_data_done(void *arg, int64_t result)
+{
+    struct fsync_ctx *c = arg;
+    if (result < 0) {
+        vfs_reply_err(c->r, (int)-result);
+        free(c);
+        return;
+    }
+    atomic_store(&c->f->dirty, false);
+    c->m.length_hint = atomic_load(&c->f->end);
+    c->m.flags = atomic_load(&c->f->wrote) ? META_F_WROTE : 0;
+    mc_call(req_fs(c->r)->mc, META_SYNC, &c->m, fsync_meta_done, c);
+}
+
+void cfs_fsync(struct vfs_req *r, uint64_t ino, uint64_t fh, int datasync)
+{
+    (void)ino;
+    (void)datasync;
+    struct cfs_fh *f = fh_of(fh);
+    struct fsync_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    c->r = r;
+    c->f = f;
+    session_req(r, f, &c->m);
+    sc_sync_file_async(req_fs(r)->sc, &f->inode, fsync_data_done, c);
+}
