@@ -586,6 +586,7 @@ static void test_stop_inflight(void)
     char addr[64];
     addr_of(s, addr, sizeof(addr));
     struct rpc_client *c = new_client();
+    CHECK(rpc_call_sync(c, addr, M_ECHO, "x", 1, NULL, NULL, NULL) == 0); /* connected */
     enum { N = 6 };
     struct once o[N];
     uint32_t ms = 100;
@@ -595,10 +596,12 @@ static void test_stop_inflight(void)
         waiter_init(&o[i].w, 1);
         CHECK(rpc_call_async(c, addr, M_SLOW, &v, 1, NULL, once_done, &o[i]) == 0);
     }
-    sleep_ms(30); /* all reached the server (4 run, 2 queued) */
+    sleep_ms(50); /* all reached the server (4 run, 2 queued) */
     rpc_server_stop(s, 2000); /* generous grace: every call finishes */
     for (int i = 0; i < N; i++) {
         CHECK(waiter_wait(&o[i].w, 3000) == 1);
+        if (o[i].status != 0)
+            fprintf(stderr, "call %d: %s\n", i, rpc_strerror(o[i].status));
         CHECK(o[i].status == 0);
         CHECK(atomic_load(&o[i].hits) == 1);
         waiter_destroy(&o[i].w);
@@ -609,12 +612,13 @@ static void test_stop_inflight(void)
     s = start_server("127.0.0.1:0", 0);
     addr_of(s, addr, sizeof(addr));
     ms = 300;
+    CHECK(rpc_call_sync(c, addr, M_ECHO, "x", 1, NULL, NULL, NULL) == 0);
     for (int i = 0; i < N; i++) {
         o[i] = (struct once){ .status = 1 };
         waiter_init(&o[i].w, 1);
         CHECK(rpc_call_async(c, addr, M_SLOW, &v, 1, NULL, once_done, &o[i]) == 0);
     }
-    sleep_ms(30);
+    sleep_ms(50);
     rpc_server_stop(s, 10);
     for (int i = 0; i < N; i++) {
         CHECK(waiter_wait(&o[i].w, 3000) == 1);
