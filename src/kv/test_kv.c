@@ -586,6 +586,53 @@ static void test_killed_mid_commit(void)
     }
 }
 
+/* Primary election as mgmtd does it: two processes each see the lease key
+ * absent and try to take it; exactly one commits, the other gets -EAGAIN. */
+static void test_election_processes(void)
+{
+    int ready[2], go[2];
+    CHECK(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pids[2];
+    for (int p = 0; p < 2; p++) {
+        pids[p] = fork();
+        CHECK(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(ready[0]);
+            close(go[1]);
+            struct kv_db *db = open_db(KV_SYNC_COMMIT);
+            struct kv_txn *t = begin(db, 0);
+            CHECK_STR(get_s(t, "el/primary"), NULL);
+            char c = 'r', id[8];
+            CHECK(write(ready[1], &c, 1) == 1);
+            CHECK(read(go[0], &c, 1) == 1); /* both have read before either commits */
+            snprintf(id, sizeof(id), "node%d", p);
+            put_s(t, "el/primary", id);
+            int rc = kv_commit(t);
+            kv_close(db);
+            exit(rc == 0 ? 0 : rc == -EAGAIN ? 1 : 2);
+        }
+    }
+    close(ready[1]);
+    close(go[0]);
+    char c;
+    for (int p = 0; p < 2; p++)
+        CHECK(read(ready[0], &c, 1) == 1);
+    CHECK(write(go[1], "gg", 2) == 2);
+    close(go[1]);
+    close(ready[0]);
+    int codes[2];
+    for (int p = 0; p < 2; p++) {
+        int st;
+        CHECK(waitpid(pids[p], &st, 0) == pids[p]);
+        CHECK(WIFEXITED(st));
+        codes[p] = WEXITSTATUS(st);
+    }
+    CHECK((codes[0] == 0 && codes[1] == 1) || (codes[0] == 1 && codes[1] == 0));
+    struct kv_db *db = open_db(KV_SYNC_COMMIT);
+    CHECK_STR(read_committed(db, "el/primary"), codes[0] == 0 ? "node0" : "node1");
+    kv_close(db);
+}
+
 /* Counter increments from several processes and threads, retrying conflicts. */
 #define INC_PROCS 2
 #define INC_THREADS 2
@@ -705,7 +752,7 @@ static void wipe_prefixes(struct kv_db *db)
 {
     static const char *const prefixes[] = { "b/", "s/", "s0", "r/", "t/", "w/", "i/", "k/",
                                             "zz/", "l/", "l0", "bw/", "lim/", "ro/", "h/",
-                                            "d/", "ctr/", "n/", "c/", "mk/" };
+                                            "d/", "ctr/", "n/", "c/", "mk/", "el/" };
     struct kv_txn *t = begin(db, 0);
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         char end[16];
@@ -764,6 +811,7 @@ int main(int argc, char **argv)
     kv_close(db);
     RUN(test_durability_sigkill());
     RUN(test_killed_mid_commit());
+    RUN(test_election_processes());
     RUN(test_counter_processes());
     fprintf(stderr, "all kv tests passed\n");
     return 0;
