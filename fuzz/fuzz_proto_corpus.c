@@ -94,11 +94,14 @@ static void mgmtd_seeds(void)
         {.id = 10, .node_id = 2, .chain_id = 100, .state = TS_SERVING, .capacity = 1 << 30},
         {.id = 11, .node_id = 2, .state = TS_WAITING},
     };
-    struct mg_chain chains[1] = {{.id = 100, .version = 3, .ntargets = 2, .targets = {10, 12}}};
+    struct mg_chain chains[2] = {
+        {.id = 100, .version = 3, .ntargets = 2, .targets = {10, 12}},
+        {.id = 101, .version = 1, .ntargets = VF_MAX_REPLICAS, .targets = {1, 2, 3, 4, 5, 6, 7, 8}},
+    };
     uint32_t tc[3] = {100, 101, 102};
     struct mg_table tables[1] = {{.id = 1, .version = 2, .replicas = 2, .nchains = 3, .chains = tc}};
     struct mg_routing r = {.version = 9, .primary_id = 1, .nnodes = 2, .ntargets = 2,
-                           .nchains = 1, .ntables = 1, .nodes = nodes, .targets = targets,
+                           .nchains = 2, .ntables = 1, .nodes = nodes, .targets = targets,
                            .chains = chains, .tables = tables};
     SEED(t, "routing", 0, mg_routing, &r);
     struct mg_routing empty = {.version = 1};
@@ -114,6 +117,14 @@ static void mgmtd_seeds(void)
     struct mg_heartbeat_req hb = {.node_id = 2, .routing_version = 9, .ntargets = 1};
     hb.targets[0] = reg.targets[0];
     SEED(t, "heartbeat", 3, mg_heartbeat_req, &hb);
+    /* full arrays: a mutation that adds one more item must be refused */
+    hb.ntargets = 64;
+    for (uint32_t i = 0; i < 64; i++)
+        hb.targets[i] = (struct mg_target_report){20 + i, TS_SERVING, 1 << 30, i};
+    SEED(t, "heartbeat-full", 3, mg_heartbeat_req, &hb);
+    reg.ntargets = 64;
+    memcpy(reg.targets, hb.targets, sizeof(reg.targets));
+    SEED(t, "register-full", 1, mg_register_req, &reg);
     struct mg_heartbeat_resp hr = {.lease_ms = 5000, .routing_version = 10};
     SEED(t, "heartbeat-resp", 4, mg_heartbeat_resp, &hr);
     struct mg_get_routing_req gr = {.have_version = 9};
@@ -154,6 +165,10 @@ static void meta_seeds(void)
     q.chunk_size = 1u << 20;
     q.stripe = 4;
     SEED(t, "req-setattr", 0, meta_req, &q);
+    q.user.ngroups = VF_MAX_GROUPS;
+    for (uint32_t i = 0; i < VF_MAX_GROUPS; i++)
+        q.user.groups[i] = 100 + i;
+    SEED(t, "req-groups-full", 0, meta_req, &q);
 
     struct meta_resp r;
     memset(&r, 0, sizeof(r));
@@ -161,6 +176,10 @@ static void meta_seeds(void)
     sample_inode(&r.inode, 7, 1);
     r.session = 99;
     SEED(t, "resp-inode", 1, meta_resp, &r);
+    r.inode.layout.nchains = VF_MAX_STRIPE;
+    for (uint32_t k = 0; k < VF_MAX_STRIPE; k++)
+        r.inode.layout.chains[k] = 200 + k;
+    SEED(t, "resp-stripe-full", 1, meta_resp, &r);
     memset(&r, 0, sizeof(r));
     r.total_bytes = 1ull << 40;
     r.free_bytes = 1ull << 39;
@@ -243,6 +262,13 @@ static void storage_seeds(void)
     sf.targets[1].id = 11;
     sf.targets[1].used = 5;
     SEED(t, "statfs-resp", 13, stg_statfs_resp, &sf);
+    sf.ntargets = 64;
+    for (uint32_t i = 0; i < 64; i++) {
+        sf.targets[i].id = 10 + i;
+        sf.targets[i].capacity = 1ull << 36;
+        sf.targets[i].used = i;
+    }
+    SEED(t, "statfs-full", 13, stg_statfs_resp, &sf);
 }
 
 static void frame_seeds(void)
