@@ -356,7 +356,7 @@ int main(int argc, char **argv)
     struct meta_core *mc = rpc ? meta_core_new(&mo, err, sizeof(err)) : NULL;
     if (!mc) {
         fprintf(stderr, PROG ": %s\n", rpc ? err : "cannot start the RPC client");
-        LOG_ERROR("meta", "startup failed err=\"%s\"", rpc ? err : "rpc client");
+        LOG_ERROR("meta", "startup failed err=%s", rpc ? err : "rpc client");
         kv_close(db);
         return 1;
     }
@@ -391,7 +391,7 @@ int main(int argc, char **argv)
     struct mgc *mgc = mgc_start(&mgo, err, sizeof(err));
     if (!mgc) {
         fprintf(stderr, PROG ": cannot register with mgmtd %s: %s\n", st.mgmtd, err);
-        LOG_ERROR("meta", "cannot register with mgmtd addrs=%s err=\"%s\"", st.mgmtd, err);
+        LOG_ERROR("meta", "cannot register with mgmtd addrs=%s err=%s", st.mgmtd, err);
         rpc_server_stop(srv, 0);
         rpc_server_free(srv);
         meta_core_free(mc);
