@@ -367,7 +367,7 @@ static void fwd_done(void *arg, int status, const void *payload, size_t len)
     (void)len;
     struct craq_op *op = arg;
     op->fwd_status = status;
-    if (workq_push(op->svc->wq, after_forward, op) < 0)
+    if (atomic_fetch_sub(&op->fwd_refs, 1) == 1 && workq_push(op->svc->wq, after_forward, op) < 0)
         after_forward(op);
 }
 
@@ -412,11 +412,14 @@ static void forward(struct craq_op *op)
     iov[0].iov_base = op->fwd.data;
     iov[0].iov_len = op->fwd.len;
     struct rpc_call_opts co = { .timeout_ms = op->svc->o.forward_timeout_ms };
+    atomic_store(&op->fwd_refs, 2);
     int rc = rpc_call_async(op->svc->o.rpc, op->succ_addr, op->method, iov, iovcnt, &co,
                             fwd_done, op);
     if (rc < 0) { /* fwd_done will not run */
         op->fwd_status = rc;
         after_forward(op);
+    } else if (atomic_fetch_sub(&op->fwd_refs, 1) == 1) {
+        after_forward(op); /* answered already: we are a worker, finish here */
     }
 }
 

@@ -15,6 +15,7 @@
 #define VALORFS_STORAGE_CRAQ_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -92,6 +93,10 @@ struct craq_op {
     char succ_addr[VF_MAX_ADDR + 1];
     struct wbuf fwd;         /* the forwarded request's header */
     int fwd_status;
+    /* rpc_call_async may still be reading the iovecs when the answer
+     * arrives: the forward completes when both the caller and the callback
+     * let go of it */
+    atomic_int fwd_refs;
 };
 
 struct local_target *svc_find_target(struct stg_service *s, uint32_t id);
