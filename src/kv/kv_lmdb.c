@@ -194,6 +194,9 @@ static void lmdb_close(struct kv_db *base)
     struct lmdb_db *db = (struct lmdb_db *)base;
     for (size_t i = 0; i < db->npool; i++)
         mdb_txn_abort(db->pool[i]);
+    /* A clean shutdown leaves even KV_SYNC_NONE commits on stable storage. */
+    if (db->sync == KV_SYNC_NONE)
+        flush_env(db);
     mdb_env_close(db->env);
     kv_group_sync_destroy(&db->gsync);
     pthread_mutex_destroy(&db->pool_mu);
