@@ -26,11 +26,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define BACKOFF_MIN_MS 5u
 #define BACKOFF_MAX_MS 500u
@@ -800,7 +802,7 @@ int rpc_call_async(struct rpc_client *c, const char *addr, uint16_t method,
 struct sync_wait {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool done;
+    atomic_bool done;
     int status;
     void *resp;
     size_t len;
@@ -821,9 +823,28 @@ static void sync_done(void *arg, int status, const void *payload, size_t len)
     w->status = status;
     w->resp = copy;
     w->len = copy ? len : 0;
-    w->done = true;
+    atomic_store_explicit(&w->done, true, memory_order_release);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
+}
+
+/* A loopback round trip is tens of microseconds: spinning that long before
+ * sleeping saves the waiter a futex wake-up on the data path — but only when
+ * there are cores to spare for the loop threads (measured: on 2 cores the
+ * spinning waiter slows the round trip down). */
+#define SYNC_SPIN_NS 30000ull
+#define SYNC_SPIN_MIN_CPUS 4
+
+static uint64_t sync_spin_ns(void)
+{
+    static atomic_int cpus; /* 0 = not probed yet */
+    int n = atomic_load_explicit(&cpus, memory_order_relaxed);
+    if (n == 0) {
+        long v = sysconf(_SC_NPROCESSORS_ONLN);
+        n = v > 0 ? (int)v : 1;
+        atomic_store_explicit(&cpus, n, memory_order_relaxed);
+    }
+    return n >= SYNC_SPIN_MIN_CPUS ? SYNC_SPIN_NS : 0;
 }
 
 int rpc_call_sync(struct rpc_client *c, const char *addr, uint16_t method, const void *req,
@@ -833,14 +854,22 @@ int rpc_call_sync(struct rpc_client *c, const char *addr, uint16_t method, const
         *resp = NULL;
     if (resp_len)
         *resp_len = 0;
-    struct sync_wait w = { .done = false };
+    struct sync_wait w = { .status = 0 };
+    atomic_init(&w.done, false);
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.cond, NULL);
     struct iovec v = { .iov_base = (void *)req, .iov_len = req_len };
     int rc = rpc_call_async(c, addr, method, &v, req_len ? 1 : 0, o, sync_done, &w);
     if (rc == 0) {
+        uint64_t spin = sync_spin_ns();
+        uint64_t spin_until = spin ? now_ns() + spin : 0;
+        while (spin_until && !atomic_load_explicit(&w.done, memory_order_acquire) &&
+               now_ns() < spin_until)
+            cpu_relax();
+        /* Taking the lock also waits for sync_done to be out of it before
+         * w goes away. */
         pthread_mutex_lock(&w.lock);
-        while (!w.done)
+        while (!atomic_load_explicit(&w.done, memory_order_relaxed))
             pthread_cond_wait(&w.cond, &w.lock);
         pthread_mutex_unlock(&w.lock);
         rc = w.status;

@@ -705,6 +705,91 @@ static void test_server_busy_queue(void)
     rpc_server_free(s);
 }
 
+/* A RETRY call survives the loss of its connection: it is resent to the
+ * server that comes back on the same address. */
+static void test_retry_lost_connection(void)
+{
+    struct rpc_server *s = start_server("127.0.0.1:0", 0);
+    char addr[64];
+    addr_of(s, addr, sizeof(addr));
+    struct rpc_client *c = new_client();
+    CHECK(rpc_call_sync(c, addr, M_ECHO, "x", 1, NULL, NULL, NULL) == 0);
+    struct once retry = { .status = 1 }, plain = { .status = 1 };
+    waiter_init(&retry.w, 1);
+    waiter_init(&plain.w, 1);
+    uint32_t ms = 150;
+    struct iovec v = { .iov_base = &ms, .iov_len = 4 };
+    struct rpc_call_opts ro = { .timeout_ms = 5000, .flags = RPC_F_RETRY };
+    CHECK(rpc_call_async(c, addr, M_SLOW, &v, 1, &ro, once_done, &retry) == 0);
+    CHECK(rpc_call_async(c, addr, M_SLOW, &v, 1, NULL, once_done, &plain) == 0);
+    sleep_ms(30);
+    rpc_server_free(s); /* cuts the connection (waits for its sleeping workers) */
+    CHECK(waiter_wait(&plain.w, 2000) == 1);
+    CHECK(plain.status == RPC_E_CLOSED);
+    CHECK(atomic_load(&retry.hits) == 0);
+    s = start_server(addr, 0); /* same port: SO_REUSEADDR */
+    CHECK(waiter_wait(&retry.w, 4000) == 1);
+    CHECK(retry.status == 0);
+    CHECK(atomic_load(&retry.hits) == 1 && atomic_load(&plain.hits) == 1);
+    rpc_client_free(c);
+    rpc_server_free(s);
+    waiter_destroy(&retry.w);
+    waiter_destroy(&plain.w);
+}
+
+/* A peer that sends requests but never reads the answers is disconnected
+ * once max_outbuf bytes of answers are queued for it. */
+static void test_peer_not_reading(void)
+{
+    struct rpc_server_opts so = { .listen = "127.0.0.1:0", .loop_threads = 1,
+                                  .max_outbuf = 256u << 10, .name = "slowpeer" };
+    struct rpc_server *s = rpc_server_new(&so);
+    CHECK(s);
+    CHECK(rpc_server_handle(s, M_ECHO, RPC_EXEC_INLINE, h_echo, NULL) == 0);
+    CHECK(rpc_server_start(s) == 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
+    struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(rpc_server_port(s)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK(connect(fd, (struct sockaddr *)&in, sizeof(in)) == 0);
+    size_t plen = 64u << 10;
+    uint8_t *frame = calloc(1, RPC_HDR_SIZE + plen);
+    CHECK(frame);
+    bool cut = false;
+    for (int i = 0; i < 400 && !cut; i++) {
+        struct rpc_frame_hdr h = { .magic = RPC_MAGIC, .version = RPC_VERSION,
+                                   .kind = RPC_KIND_REQUEST, .method = M_ECHO,
+                                   .id = (uint64_t)i, .payload_len = (uint32_t)plen };
+        rpc_frame_encode_hdr(&h, frame);
+        size_t off = 0;
+        while (off < RPC_HDR_SIZE + plen) {
+            struct pollfd pf = { .fd = fd, .events = POLLOUT };
+            if (poll(&pf, 1, 2000) <= 0)
+                break; /* the server stopped reading: only possible if stuck */
+            ssize_t n = send(fd, frame + off, RPC_HDR_SIZE + plen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+                cut = true;
+                break;
+            }
+            if (n < 0 && errno == EAGAIN)
+                continue;
+            CHECK(n > 0);
+            off += (size_t)n;
+        }
+    }
+    free(frame);
+    CHECK(cut || closed_by_server(fd));
+    close(fd);
+    /* The server is fine. */
+    struct rpc_client *c = new_client();
+    char addr[64];
+    addr_of(s, addr, sizeof(addr));
+    CHECK(rpc_call_sync(c, addr, M_ECHO, "x", 1, NULL, NULL, NULL) == 0);
+    rpc_client_free(c);
+    rpc_server_free(s);
+}
+
 int main(void)
 {
     log_init(LOG_LVL_WARN);
@@ -736,6 +821,8 @@ int main(void)
     test_stop_inflight();
     test_client_free_pending();
     test_server_busy_queue();
+    test_retry_lost_connection();
+    test_peer_not_reading();
     printf("test_rpc: all passed\n");
     return 0;
 }
