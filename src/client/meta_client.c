@@ -10,6 +10,7 @@
 #include <sys/random.h>
 
 #include "client/mgmtd_client.h"
+#include "client/reqbuf.h"
 #include "client/timer.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -30,7 +31,7 @@ struct mc {
 struct mc_pending {
     struct mc *mc;
     uint16_t method;
-    struct wbuf req;
+    struct reqbuf *req;
     mc_done_fn cb;
     void *arg;
     uint64_t deadline_ns;
@@ -137,7 +138,7 @@ static void pending_finish(struct mc_pending *pc, int status, const struct meta_
     }
     mc_done_fn cb = pc->cb;
     void *arg = pc->arg;
-    wb_free(&pc->req);
+    reqbuf_put(pc->req);
     free(pc);
     cb(arg, status, resp);
 }
@@ -217,8 +218,11 @@ static void pending_send(struct mc_pending *pc)
     }
     uint64_t left_ms = (pc->deadline_ns - now) / 1000000ull + 1;
     struct rpc_call_opts co = { .timeout_ms = (uint32_t)MIN(left_ms, (uint64_t)mc->o.rpc_timeout_ms) };
-    struct iovec iov = { pc->req.data, pc->req.len };
+    /* pc may be finished and freed by the completion before the call returns */
+    struct reqbuf *req = reqbuf_get(pc->req);
+    struct iovec iov = { req->wb.data, req->wb.len };
     int rc = rpc_call_async(mc->rpc, addr, pc->method, &iov, 1, &co, on_done, pc);
+    reqbuf_put(req);
     if (rc < 0)
         on_done(pc, rc, NULL, 0);
 }
@@ -236,9 +240,10 @@ void mc_call(struct mc *mc, uint16_t method, const struct meta_req *req, mc_done
     *pc = (struct mc_pending){ .mc = mc, .method = method, .cb = cb, .arg = arg,
                                .deadline_ns = now_ns() + (uint64_t)mc->o.op_timeout_ms * 1000000ull,
                                .backoff_ms = 20 };
-    wb_init(&pc->req, 0);
-    meta_req_enc(&pc->req, req);
-    if (pc->req.err) {
+    pc->req = reqbuf_new();
+    if (pc->req)
+        meta_req_enc(&pc->req->wb, req);
+    if (pc->req == NULL || pc->req->wb.err) {
         pending_finish(pc, ENOMEM, NULL);
         return;
     }

@@ -21,6 +21,7 @@
 
 #include "client/layout.h"
 #include "client/mgmtd_client.h"
+#include "client/reqbuf.h"
 #include "client/routing_view.h"
 #include "client/timer.h"
 #include "common/log.h"
@@ -56,7 +57,7 @@ struct sc_part {
     uint32_t backoff_ms;
     uint64_t routing_version;
     int last_status;
-    struct wbuf req;
+    struct reqbuf *req;    /* the last attempt's bytes */
 };
 
 struct sc_op {
@@ -178,7 +179,7 @@ static void op_complete(struct sc_op *op)
     sc_done_fn done = op->done;
     void *arg = op->arg;
     for (uint32_t i = 0; i < op->nparts; i++)
-        wb_free(&op->parts[i].req);
+        reqbuf_put(op->parts[i].req);
     free(op);
     done(arg, result);
 }
@@ -303,7 +304,6 @@ bad:
 static void on_part_done(void *arg, int status, const void *payload, size_t len)
 {
     struct sc_part *p = arg;
-    wb_free(&p->req);
     if (status == 0) {
         part_handle_ok(p, payload, len);
         return;
@@ -336,12 +336,16 @@ static uint16_t part_encode(struct sc_part *p, const struct mg_chain *c, uint32_
     struct sc_op *op = p->op;
     struct stg_route route = { .target_id = target, .chain_id = c->id,
                                .chain_version = c->version };
-    wb_init(&p->req, 0);
+    reqbuf_put(p->req);
+    p->req = reqbuf_new();
+    if (p->req == NULL)
+        return 0;
+    struct wbuf *wb = &p->req->wb;
     switch (op->kind) {
     case K_READ: {
         struct stg_read_req m = { .route = route, .chunk = { op->ino, p->index },
                                   .offset = p->chunk_off, .len = p->len };
-        stg_read_req_enc(&p->req, &m);
+        stg_read_req_enc(wb, &m);
         return STG_READ;
     }
     case K_WRITE: {
@@ -349,29 +353,29 @@ static uint16_t part_encode(struct sc_part *p, const struct mg_chain *c, uint32_
                                    .chunk_size = op->layout.chunk_size,
                                    .offset = p->chunk_off, .tag = p->tag,
                                    .data = op->wdata + p->buf_off, .len = p->len };
-        stg_write_req_enc(&p->req, &m);
+        stg_write_req_enc(wb, &m);
         return STG_WRITE;
     }
     case K_TRUNC: {
         struct stg_truncate_req m = { .route = route, .ino = op->ino,
                                       .chunk_size = op->layout.chunk_size,
                                       .length = op->trunc_len, .tag = p->tag };
-        stg_truncate_req_enc(&p->req, &m);
+        stg_truncate_req_enc(wb, &m);
         return STG_TRUNCATE;
     }
     case K_REMOVE: {
         struct stg_remove_req m = { .route = route, .ino = op->ino, .tag = p->tag };
-        stg_remove_req_enc(&p->req, &m);
+        stg_remove_req_enc(wb, &m);
         return STG_REMOVE;
     }
     case K_QUERY: {
         struct stg_query_req m = { .route = route, .ino = op->ino };
-        stg_query_req_enc(&p->req, &m);
+        stg_query_req_enc(wb, &m);
         return STG_QUERY;
     }
     case K_SYNC: {
         struct stg_sync_req m = { .target_id = target };
-        stg_sync_req_enc(&p->req, &m);
+        stg_sync_req_enc(wb, &m);
         return STG_SYNC;
     }
     }
@@ -427,21 +431,22 @@ static void part_send(struct sc_part *p)
         part_retry_later(p, VF_E_NO_ROUTE);
         return;
     }
-    if (p->req.err) {
-        wb_free(&p->req);
+    if (p->req == NULL || p->req->wb.err) {
         part_finish(p, -ENOMEM);
         return;
     }
     uint64_t now = now_ns();
     if (now >= op->deadline_ns) {
-        wb_free(&p->req);
         part_finish(p, -EIO);
         return;
     }
     uint64_t left_ms = (op->deadline_ns - now) / 1000000ull + 1;
     struct rpc_call_opts co = { .timeout_ms = (uint32_t)MIN(left_ms, (uint64_t)sc->o.rpc_timeout_ms) };
-    struct iovec iov = { p->req.data, p->req.len };
+    /* p may be finished and freed by the completion before the call returns */
+    struct reqbuf *req = reqbuf_get(p->req);
+    struct iovec iov = { req->wb.data, req->wb.len };
     int rc = rpc_call_async(sc->rpc, addr, method, &iov, 1, &co, on_part_done, p);
+    reqbuf_put(req);
     if (rc < 0)
         on_part_done(p, rc, NULL, 0);
 }
@@ -471,7 +476,6 @@ static struct sc_op *op_new(struct sc *sc, enum sc_kind kind, const struct meta_
         p->backoff_ms = sc->o.backoff_min_ms;
         p->tag = ((uint64_t)sc->client_id << 32) | atomic_fetch_add(&sc->seq, 1);
         p->rr_start = atomic_fetch_add(&sc->rr, 1);
-        wb_init(&p->req, 0);
     }
     return op;
 }
