@@ -468,7 +468,7 @@ int main(int argc, char **argv)
     };
     struct mgc *m = mgc_start(&mo, err, sizeof(err));
     if (!m) {
-        fprintf(stderr, PROG ": cannot reach mgmtd at %s: %s\n", st.mgmtd, err);
+        fprintf(stderr, PROG ": %s\n", err);
         goto out;
     }
     atomic_store(&app.mgc, m);
