@@ -372,6 +372,8 @@ struct mgmtd *mgmtd_start(const struct mgmtd_opts *o, char *err, size_t errlen)
     pthread_mutex_lock(&m->lock); /* handlers may already read self_addr */
     derive_advertise(m, rpc_server_port(m->srv));
     pthread_mutex_unlock(&m->lock);
+    /* one election round before returning, so a standby can redirect at once */
+    run_election(m);
     if (pthread_create(&m->thread, NULL, background, m) != 0) {
         snprintf(err, errlen, "cannot start the background thread");
         rpc_server_stop(m->srv, 0);
