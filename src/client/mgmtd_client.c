@@ -583,7 +583,7 @@ struct mgc *mgc_start(const struct mgc_opts *o, char *err, size_t errlen)
         rc = do_register(m, m->o.connect_timeout_ms, why, sizeof(why));
         if (rc != 0) {
             if (transient(rc) || rc == RPC_E_TIMEOUT)
-                snprintf(err, errlen, "%s (mgmtd %s, gave up after %u ms)", why, m->addr_list,
+                snprintf(err, errlen, "%s (tried %s for %u ms)", why, m->addr_list,
                          m->o.connect_timeout_ms);
             else
                 snprintf(err, errlen, "registration refused: %s", why);
@@ -596,7 +596,9 @@ struct mgc *mgc_start(const struct mgc_opts *o, char *err, size_t errlen)
     if (rc == 0 && !m->cur)
         rc = VF_E_NO_ROUTE, snprintf(why, sizeof(why), "mgmtd sent no routing");
     if (rc != 0) {
-        snprintf(err, errlen, "cannot fetch routing: %s (mgmtd %s)", why, m->addr_list);
+        snprintf(err, errlen, "%s%s (tried %s for %u ms)",
+                 transient(rc) ? "" : "cannot fetch routing: ", why, m->addr_list,
+                 m->o.connect_timeout_ms);
         free_mgc(m);
         return NULL;
     }

@@ -37,7 +37,7 @@ struct mgc_routing {
 
 struct mgc_opts {
     const char *mgmtd_addrs;   /* "host:port[,host:port...]" */
-    struct rpc_client *rpc;    /* shared RPC client (not owned) */
+    struct rpc_client *rpc;    /* shared RPC client (not owned); NULL: mgc makes its own */
     uint8_t type;              /* vf_node_type; NODE_CLIENT = cache only */
     uint32_t node_id;          /* servers: configured id (0 = assigned) */
     const char *addr;          /* servers: where they serve RPC */
