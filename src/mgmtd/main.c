@@ -257,7 +257,9 @@ int main(int argc, char **argv)
 {
     struct settings st = { .log_level = LOG_LVL_INFO };
     int rc = parse_args(argc, argv, &st) < 0 ? 2 : 0;
+    int orig_stderr = -1; /* the caller's terminal, for a fatal start error */
     if (rc == 0 && st.log_file) {
+        orig_stderr = dup(STDERR_FILENO);
         int fd = open(st.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (fd < 0) {
             fprintf(stderr, "valorfs-mgmtd: cannot open log file %s: %s\n", st.log_file,
@@ -285,8 +287,9 @@ int main(int argc, char **argv)
         char err[512] = "";
         struct mgmtd *m = mgmtd_start(&st.o, err, sizeof(err));
         if (!m) {
-            LOG_ERROR("mgmtd", "cannot start: %s", err);
-            fprintf(stderr, "valorfs-mgmtd: %s\n", err);
+            if (orig_stderr >= 0) /* the log file gets it too */
+                LOG_ERROR("mgmtd", "cannot start: %s", err);
+            dprintf(orig_stderr >= 0 ? orig_stderr : STDERR_FILENO, "valorfs-mgmtd: %s\n", err);
             rc = 1;
         } else {
             LOG_INFO("mgmtd", "ready mgmtd node=%u listen=%s", st.o.node_id ? st.o.node_id : 1,
@@ -297,6 +300,8 @@ int main(int argc, char **argv)
             mgmtd_stop(m);
         }
     }
+    if (orig_stderr >= 0)
+        close(orig_stderr);
     free(st.listen);
     free(st.advertise);
     free(st.kv);
