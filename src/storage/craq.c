@@ -58,7 +58,32 @@ static struct cstate *cs_get(struct craq_shard *sh, uint64_t ino, uint32_t index
     size_t b = bucket_of(ino, index, ino_level);
     c->hnext = sh->buckets[b];
     sh->buckets[b] = c;
+    sh->count++;
     return c;
+}
+
+/* Shard lock held: free states no op refers to that were idle long enough.
+ * Runs only when the shard grew past its threshold, which then moves to
+ * twice what is left, so the cost stays proportional to the growth. */
+static void sweep_locked(struct craq_shard *sh, uint64_t now)
+{
+    if (sh->count <= sh->sweep_at)
+        return;
+    for (int b = 0; b < CRAQ_BUCKETS; b++) {
+        struct cstate **pp = &sh->buckets[b];
+        while (*pp) {
+            struct cstate *c = *pp;
+            if (c->refs == 0 && !c->busy && !c->dirty && !c->qhead && c->active == 0 &&
+                now - c->last_used_ns > CRAQ_IDLE_NS) {
+                *pp = c->hnext;
+                free(c);
+                sh->count--;
+            } else {
+                pp = &c->hnext;
+            }
+        }
+    }
+    sh->sweep_at = MAX((uint32_t)CRAQ_SHARD_SOFT_MAX, sh->count * 2);
 }
 
 void craq_target_init(struct local_target *t)
@@ -66,6 +91,8 @@ void craq_target_init(struct local_target *t)
     for (int i = 0; i < CRAQ_SHARDS; i++) {
         pthread_mutex_init(&t->shards[i].mu, NULL);
         memset(t->shards[i].buckets, 0, sizeof(t->shards[i].buckets));
+        t->shards[i].count = 0;
+        t->shards[i].sweep_at = CRAQ_SHARD_SOFT_MAX;
     }
 }
 
@@ -202,6 +229,14 @@ static void op_finish(struct craq_op *op)
         gate->busy = false;
         drain_gate_locked(gate, &run);
     }
+    uint64_t now = now_ns();
+    gate->refs--;
+    gate->last_used_ns = now;
+    if (op->cs != gate) {
+        op->cs->refs--;
+        op->cs->last_used_ns = now;
+    }
+    sweep_locked(sh, now);
     pthread_mutex_unlock(&sh->mu);
     while (run) {
         struct craq_op *x = run;
@@ -503,6 +538,9 @@ void craq_submit(struct craq_op *op, const struct route_info *ri)
         svc_inflight_add(s, -1);
         return;
     }
+    op->gate->refs++;
+    if (op->cs != op->gate)
+        op->cs->refs++;
     bool run = admit_locked(op);
     pthread_mutex_unlock(&sh->mu);
     if (run)

@@ -26,6 +26,11 @@
 #define CRAQ_SHARDS 64
 #define CRAQ_BUCKETS 1024 /* per shard */
 #define CRAQ_TAGS 8       /* recent client tags remembered per chunk / ino */
+/* Idle chunk states are forgotten once a shard holds more than
+ * CRAQ_SHARD_SOFT_MAX of them and they were unused for CRAQ_IDLE_NS: the
+ * tag memory only has to outlive a client's retries. */
+#define CRAQ_SHARD_SOFT_MAX 2048
+#define CRAQ_IDLE_NS (30ull * 1000000000ull)
 
 struct craq_op;
 
@@ -39,6 +44,8 @@ struct cstate {
     uint64_t last_assigned;  /* head: never reuse a version that failed */
     bool dirty;              /* a version is pending (not committed here) */
     uint32_t active;         /* ino gate: chunk updates holding a turn */
+    uint32_t refs;           /* ops pointing here (queued or running) */
+    uint64_t last_used_ns;
     uint64_t tags[CRAQ_TAGS];
     struct stg_write_resp results[CRAQ_TAGS];
     int tag_next;
@@ -46,6 +53,8 @@ struct cstate {
 
 struct craq_shard {
     pthread_mutex_t mu;
+    uint32_t count;          /* chunk states held */
+    uint32_t sweep_at;       /* sweep idle states when count exceeds it */
     struct cstate *buckets[CRAQ_BUCKETS];
 };
 

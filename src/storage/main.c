@@ -481,11 +481,18 @@ int main(int argc, char **argv)
     /* no new requests; the updates in flight finish (they hold their calls) */
     rpc_server_stop(srv, 15000);
     server_stopped = true;
-    if (!stg_service_drain(app.svc, 5000))
-        LOG_WARN("storage", "updates still in flight at exit");
+    bool drained = stg_service_drain(app.svc, 5000);
     mgc_stop(m);
     atomic_store(&app.mgc, NULL);
     exit_code = 0;
+    if (!drained) {
+        /* a forward still in flight would call into a freed service: keep
+         * it, make the data durable and leave */
+        LOG_WARN("storage", "updates still in flight at exit; syncing and leaving");
+        for (uint32_t i = 0; i < nt; i++)
+            ce_sync(targets[i]);
+        _exit(0);
+    }
 out:
     if (srv && !server_stopped)
         rpc_server_stop(srv, 0);
