@@ -252,7 +252,8 @@ static void *background(void *arg)
         now = mg_now_mono_ms();
         uint64_t sleep_ms = MIN(next_election, next_check) > now
                                 ? MIN(next_election, next_check) - now : 1;
-        sleep_ms = MIN(sleep_ms, active_in + 1);
+        if (active_in != UINT64_MAX) /* +1 would wrap to 0: a busy loop */
+            sleep_ms = MIN(sleep_ms, active_in + 1);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + sleep_ms * 1000000u;
