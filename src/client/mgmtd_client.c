@@ -272,8 +272,17 @@ static int fetch_routing(struct mgc *m, uint32_t timeout_ms, char *why, size_t w
     return 0;
 }
 
+static void kick_refresh(struct mgc *m);
+
 int mgc_refresh(struct mgc *m, uint64_t min_version, uint32_t timeout_ms)
 {
+    if (timeout_ms == 0) {
+        /* never block: let the refresh thread fetch */
+        if (min_version && cached_version(m) >= min_version)
+            return 0;
+        kick_refresh(m);
+        return RPC_E_TIMEOUT;
+    }
     uint64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
         if (min_version && cached_version(m) >= min_version)

@@ -62,7 +62,10 @@ bool mgc_lease_valid(const struct mgc *m);
 struct mgc_routing *mgc_routing(struct mgc *m);
 void mgc_routing_put(struct mgc_routing *r);
 /* Fetch now if the cache is older than min_version (0 = always); waits up to
- * timeout_ms. 0, or a negative RPC_E_* / positive VF_E_* status. */
+ * timeout_ms. 0, or a negative RPC_E_* / positive VF_E_* status.
+ * It blocks: never call it from an RPC completion callback. timeout_ms 0
+ * never blocks: it asks the refresh thread to fetch at once and returns 0
+ * when the cache is already at min_version, else RPC_E_TIMEOUT. */
 int mgc_refresh(struct mgc *m, uint64_t min_version, uint32_t timeout_ms);
 
 /* Lookups in a snapshot (NULL when absent). */

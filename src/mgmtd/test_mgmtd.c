@@ -542,7 +542,30 @@ static void test_agent_lease(void)
     CHECK_EQ(mgc_refresh(c, 0, 3000), 0);
     rt = mgc_routing(c);
     CHECK_EQ(mgc_find_chain(&rt->r, ch501)->version, cver + 1);
+    uint64_t v1 = rt->r.version;
     mgc_routing_put(rt);
+
+    /* a non-blocking refresh only asks the refresh thread: a cache-only
+     * client polling every 5 s sees the change at once, so the kick worked */
+    struct mgc_opts co = { .mgmtd_addrs = addr, .rpc = g_rpc, .type = NODE_CLIENT,
+                           .refresh_ms = 5000, .connect_timeout_ms = 3000 };
+    struct mgc *cc = mgc_start(&co, err, sizeof(err));
+    CHECK(cc);
+    CHECK(mgc_lease_valid(cc)); /* clients hold no lease */
+    CHECK_EQ(mgc_refresh(cc, v1, 0), 0);
+    CHECK_EQ(set_target(addr, 501, TS_SERVING), 0);
+    uint64_t kicked = mono_ms();
+    CHECK_EQ(mgc_refresh(cc, v1 + 1, 0), RPC_E_TIMEOUT);
+    for (;;) {
+        rt = mgc_routing(cc);
+        bool seen = rt->r.version > v1;
+        mgc_routing_put(rt);
+        if (seen)
+            break;
+        CHECK(mono_ms() < kicked + 1000);
+        sleep_ms(2);
+    }
+    mgc_stop(cc);
 
     /* heartbeats keep the lease across several T/2 periods */
     sleep_ms(LEASE_MS);
