@@ -611,6 +611,7 @@ struct mgc *mgc_start(const struct mgc_opts *o, char *err, size_t errlen)
         free_mgc(m);
         return NULL;
     }
+    uint64_t first_version = m->cur->r.version; /* m->cur may change once threads run */
     if (pthread_create(&m->refresh_thr, NULL, refresh_main, m) != 0) {
         snprintf(err, errlen, "cannot start the routing thread");
         free_mgc(m);
@@ -627,7 +628,7 @@ struct mgc *mgc_start(const struct mgc_opts *o, char *err, size_t errlen)
         m->hb_started = true;
     }
     LOG_INFO("mgc", "connected to mgmtd %s type=%s node=%u routing_version=%llu", m->addr_list,
-             vf_node_type_name(m->o.type), m->node_id, (unsigned long long)m->cur->r.version);
+             vf_node_type_name(m->o.type), mgc_node_id(m), (unsigned long long)first_version);
     return m;
 }
 

@@ -17,6 +17,12 @@
  * committed to the KV, fenced by the lease, before it is answered or
  * published; a primary whose commit is refused steps down.
  *
+ * The routing snapshot is rebuilt on every change; heartbeats renew leases
+ * and update target capacity/used in memory without a new version, so those
+ * fields in a snapshot are as of its version's change.
+ *
+ * Node ids: a node registering with id 0 gets one above every id known.
+ *
  * Requirements: primary_lease_ms >= 2 * election_ms (the lease is renewed at
  * least twice per lease length).
  */
