@@ -34,9 +34,9 @@ static const char usage_text[] =
     "\n"
     "Options (config keys in the [storage] section, or before any section):\n"
     "  --listen=HOST:PORT    address to serve RPC on (default 0.0.0.0:8200)\n"
-    "  --advertise=HOST:PORT address other nodes use to reach this one\n"
-    "                        (default: the listen address; set it when listening\n"
-    "                        on 0.0.0.0)\n"
+    "  --advertise=HOST:PORT address other nodes use to reach this one (default:\n"
+    "                        the listen address with the bound port, the host\n"
+    "                        name in place of a wildcard host)\n"
     "  --node-id=N           this node's id (default 0: mgmtd assigns one)\n"
     "  --mgmtd=ADDRS         mgmtd addresses, HOST:PORT[,HOST:PORT...] (required)\n"
     "  --targets=LIST        local targets, ID:PATH[,ID:PATH...], e.g.\n"
@@ -248,6 +248,25 @@ static int load_config(struct settings *st, const char *file)
     return 0;
 }
 
+/* The listen address, with the port actually bound and, for a wildcard
+ * host, this machine's name: what other nodes can connect to. */
+static int default_advertise(struct settings *st, uint16_t port)
+{
+    char host[VF_MAX_ADDR + 1];
+    const char *colon = strrchr(st->listen, ':');
+    if (!colon || (size_t)(colon - st->listen) >= sizeof(host))
+        return -1;
+    memcpy(host, st->listen, (size_t)(colon - st->listen));
+    host[colon - st->listen] = '\0';
+    if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "[::]") || !strcmp(host, "::")) {
+        if (gethostname(host, sizeof(host)) < 0)
+            return -1;
+        host[sizeof(host) - 1] = '\0';
+    }
+    int n = snprintf(st->advertise, sizeof(st->advertise), "%s:%u", host, port);
+    return n > 0 && (size_t)n < sizeof(st->advertise) ? 0 : -1;
+}
+
 /* ---------------- routing through the mgmtd client ---------------- */
 
 struct app {
@@ -360,6 +379,7 @@ static int parse_args(struct settings *st, int argc, char **argv)
             return 2;
     }
     int c;
+    opterr = 0; /* our own one-line message below */
     while ((c = getopt_long(argc, argv, "hV", long_opts, NULL)) != -1) {
         if (c == 'h') {
             fputs(usage_text, stdout);
@@ -373,7 +393,8 @@ static int parse_args(struct settings *st, int argc, char **argv)
             continue;
         const char *key = opt_key(c);
         if (!key) {
-            fprintf(stderr, PROG ": try --help\n");
+            fprintf(stderr, PROG ": unknown option or missing value: %s (try --help)\n",
+                    argv[optind - 1]);
             return 2;
         }
         if (apply(st, key, optarg) < 0) {
@@ -415,8 +436,6 @@ int main(int argc, char **argv)
         close(fd);
     }
     log_init(st.log_level);
-    if (!st.advertise[0])
-        memcpy(st.advertise, st.listen, sizeof(st.listen));
 
     /* every thread inherits the blocked set; main takes them with sigwait */
     sigset_t sigs;
@@ -458,6 +477,11 @@ int main(int argc, char **argv)
     }
     if ((rc = rpc_server_start(srv)) < 0) {
         fprintf(stderr, PROG ": cannot listen on %s: %s\n", st.listen, strerror(-rc));
+        goto out;
+    }
+    if (!st.advertise[0] && default_advertise(&st, rpc_server_port(srv)) < 0) {
+        fprintf(stderr, PROG ": cannot tell which address to advertise for %s; set --advertise\n",
+                st.listen);
         goto out;
     }
     char err[512] = "";
