@@ -459,6 +459,41 @@ static void test_table_and_leases(void)
     free(dir);
 }
 
+/* ---- a damaged record: the primary refuses to act on it, never crashes ---- */
+
+static void put_raw(struct kv_db *kv, const void *k, size_t kl, const void *v, size_t vl)
+{
+    struct kv_txn *t;
+    CHECK(kv_txn_begin(kv, 0, &t) == 0);
+    CHECK(kv_put(t, k, kl, v, vl) == 0);
+    CHECK(kv_commit(t) == 0);
+}
+
+static void test_damaged_store(void)
+{
+    char *dir = make_store_dir();
+    struct kv_db *kv = open_store(dir);
+    static const uint8_t key[9] = { 'M', 'G', '/', 'C', '/', 0, 0, 0, 5 };
+    static const uint8_t bad[] = { 1, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0 };
+    put_raw(kv, key, sizeof(key), bad, sizeof(bad)); /* a chain of 200 targets */
+    struct mgmtd *m = start_mgmtd(kv, 1, "127.0.0.1:0");
+    CHECK(!wait_primary(m, 800));
+    struct mg_routing r;
+    CHECK_EQ(get_routing(mgmtd_addr(m), 0, &r, NULL), VF_E_NOT_PRIMARY);
+    /* repaired: it acts */
+    static const uint8_t good[] = { 1, 5, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+    put_raw(kv, key, sizeof(key), good, sizeof(good));
+    CHECK(wait_primary(m, 3000));
+    CHECK_EQ(get_routing(mgmtd_addr(m), 0, &r, NULL), 0);
+    CHECK_EQ(r.nchains, 1);
+    CHECK_EQ(r.chains[0].id, 5);
+    mg_routing_free(&r);
+    mgmtd_stop(m);
+    kv_close(kv);
+    remove_dir(dir);
+    free(dir);
+}
+
 /* ---- test 2: the node agent's lease fencing and re-registration ---- */
 
 static int g_lease_lost, g_routing_seen;
@@ -843,6 +878,7 @@ int main(void)
         { "table_and_leases", test_table_and_leases },
         { "agent_lease", test_agent_lease },
         { "two_primaries_in_process", test_two_primaries_in_process },
+        { "damaged_store", test_damaged_store },
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         if (only && strcmp(only, tests[i].name) != 0)
