@@ -3,8 +3,10 @@
 
     from garbage import hammer
     hammer("127.0.0.1:9000", probe_method=0x0106)   # e.g. MG_WHO_PRIMARY
+    hammer(meta_addr, 0x0215, meta_req())           # META_STATFS
 
     python3 tests/cluster/garbage.py HOST:PORT PROBE_METHOD [SEED]
+    (a meta method 0x02xx is probed with meta_req() as its payload)
 
 hammer() opens TCP connections to the server and sends, each on its own
 connection:
@@ -150,6 +152,19 @@ def _send_garbage(addr, data, what, seed, timeout, half_close=True):
         s.close()
 
 
+def meta_req(uid=0, gid=0, ino=0):
+    """A minimal meta request (struct meta_req as meta_codec.c encodes it):
+    credentials without groups, ino, every other field zero/empty — enough
+    for META_STATFS or META_GETATTR as a probe."""
+    return (struct.pack("<III", uid, gid, 0) + struct.pack("<QQQ", ino, 0, 0) +
+            struct.pack("<II", 0, 0) +                       # name, newname
+            struct.pack("<III", 0, 0, 0) + struct.pack("<Q", 0) +  # mode umask flags rdev
+            struct.pack("<III", 0, 0, 0) +                   # valid uid gid
+            struct.pack("<QqqqQQ", 0, 0, 0, 0, 0, 0) +       # size times session length_hint
+            struct.pack("<III", 0, 0, 0) +                   # max_entries chunk_size stripe
+            struct.pack("<I", 0))                            # data
+
+
 def request(addr, method, payload=b"", rid=1, timeout=5.0):
     """One valid request on a fresh connection; returns (status, payload)."""
     s = _connect(addr, timeout)
@@ -236,7 +251,9 @@ def main(argv):
               file=sys.stderr)
         return 2
     seed = int(argv[3]) if len(argv) == 4 else None
-    status, payload = hammer(argv[1], int(argv[2], 0), seed=seed)
+    method = int(argv[2], 0)
+    probe = meta_req() if method >> 8 == 0x02 else b""
+    status, payload = hammer(argv[1], method, probe, seed=seed)
     print("ok: server survived; probe answered status %d with %d bytes" % (status, len(payload)))
     return 0
 
