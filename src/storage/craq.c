@@ -65,16 +65,16 @@ static struct cstate *cs_get(struct craq_shard *sh, uint64_t ino, uint32_t index
 /* Shard lock held: free states no op refers to that were idle long enough.
  * Runs only when the shard grew past its threshold, which then moves to
  * twice what is left, so the cost stays proportional to the growth. */
-static void sweep_locked(struct craq_shard *sh, uint64_t now)
+static void sweep_locked(struct craq_shard *sh, uint64_t now, bool force)
 {
-    if (sh->count <= sh->sweep_at)
+    if (sh->count <= sh->sweep_at && !force)
         return;
     for (int b = 0; b < CRAQ_BUCKETS; b++) {
         struct cstate **pp = &sh->buckets[b];
         while (*pp) {
             struct cstate *c = *pp;
             if (c->refs == 0 && !c->busy && !c->dirty && !c->qhead && c->active == 0 &&
-                now - c->last_used_ns > CRAQ_IDLE_NS) {
+                now - c->last_used_ns >= sh->idle_ns) {
                 *pp = c->hnext;
                 free(c);
                 sh->count--;
@@ -83,16 +83,32 @@ static void sweep_locked(struct craq_shard *sh, uint64_t now)
             }
         }
     }
-    sh->sweep_at = MAX((uint32_t)CRAQ_SHARD_SOFT_MAX, sh->count * 2);
+    sh->sweep_at = MAX(sh->soft_max, sh->count * 2);
 }
 
-void craq_target_init(struct local_target *t)
+void craq_target_init(struct local_target *t, uint32_t soft_max, uint64_t idle_ns)
 {
     for (int i = 0; i < CRAQ_SHARDS; i++) {
-        pthread_mutex_init(&t->shards[i].mu, NULL);
-        memset(t->shards[i].buckets, 0, sizeof(t->shards[i].buckets));
-        t->shards[i].count = 0;
-        t->shards[i].sweep_at = CRAQ_SHARD_SOFT_MAX;
+        struct craq_shard *sh = &t->shards[i];
+        pthread_mutex_init(&sh->mu, NULL);
+        memset(sh->buckets, 0, sizeof(sh->buckets));
+        sh->count = 0;
+        sh->sweep_at = sh->soft_max = soft_max;
+        sh->idle_ns = idle_ns;
+    }
+}
+
+void craq_set_limits(struct local_target *t, uint32_t soft_max, uint64_t idle_ns, bool sweep)
+{
+    uint64_t now = now_ns();
+    for (int i = 0; i < CRAQ_SHARDS; i++) {
+        struct craq_shard *sh = &t->shards[i];
+        pthread_mutex_lock(&sh->mu);
+        sh->sweep_at = sh->soft_max = soft_max;
+        sh->idle_ns = idle_ns;
+        if (sweep)
+            sweep_locked(sh, now, true);
+        pthread_mutex_unlock(&sh->mu);
     }
 }
 
@@ -110,6 +126,17 @@ void craq_target_destroy(struct local_target *t)
         }
         pthread_mutex_destroy(&sh->mu);
     }
+}
+
+uint64_t craq_state_count(struct local_target *t)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < CRAQ_SHARDS; i++) {
+        pthread_mutex_lock(&t->shards[i].mu);
+        n += t->shards[i].count;
+        pthread_mutex_unlock(&t->shards[i].mu);
+    }
+    return n;
 }
 
 bool craq_chunk_dirty(struct local_target *t, uint64_t ino, uint32_t index)
@@ -236,7 +263,7 @@ static void op_finish(struct craq_op *op)
         op->cs->refs--;
         op->cs->last_used_ns = now;
     }
-    sweep_locked(sh, now);
+    sweep_locked(sh, now, false);
     pthread_mutex_unlock(&sh->mu);
     while (run) {
         struct craq_op *x = run;

@@ -27,10 +27,8 @@
 #define CRAQ_BUCKETS 1024 /* per shard */
 #define CRAQ_TAGS 8       /* recent client tags remembered per chunk / ino */
 /* Idle chunk states are forgotten once a shard holds more than
- * CRAQ_SHARD_SOFT_MAX of them and they were unused for CRAQ_IDLE_NS: the
- * tag memory only has to outlive a client's retries. */
-#define CRAQ_SHARD_SOFT_MAX 2048
-#define CRAQ_IDLE_NS (30ull * 1000000000ull)
+ * state_soft_max of them and they were unused for state_idle_ms (service
+ * options): the tag memory only has to outlive a client's retries. */
 
 struct craq_op;
 
@@ -55,6 +53,8 @@ struct craq_shard {
     pthread_mutex_t mu;
     uint32_t count;          /* chunk states held */
     uint32_t sweep_at;       /* sweep idle states when count exceeds it */
+    uint32_t soft_max;       /* sweep_at never goes below it */
+    uint64_t idle_ns;        /* states unused this long may go */
     struct cstate *buckets[CRAQ_BUCKETS];
 };
 
@@ -117,7 +117,12 @@ void craq_submit(struct craq_op *op, const struct route_info *ri);
 /* True when the chunk has a pending (uncommitted) version here. */
 bool craq_chunk_dirty(struct local_target *t, uint64_t ino, uint32_t index);
 
-void craq_target_init(struct local_target *t);
+/* Chunk and ino states held in memory. */
+uint64_t craq_state_count(struct local_target *t);
+
+void craq_target_init(struct local_target *t, uint32_t soft_max, uint64_t idle_ns);
+/* New limits; sweep = forget idle states now. */
+void craq_set_limits(struct local_target *t, uint32_t soft_max, uint64_t idle_ns, bool sweep);
 void craq_target_destroy(struct local_target *t);
 
 void svc_inflight_add(struct stg_service *s, int delta);

@@ -466,6 +466,10 @@ struct stg_service *stg_service_new(const struct stg_service_opts *o)
         s->o.apply_threads = 4;
     if (!s->o.forward_timeout_ms)
         s->o.forward_timeout_ms = 10000;
+    if (!s->o.state_idle_ms)
+        s->o.state_idle_ms = 30000;
+    if (!s->o.state_soft_max)
+        s->o.state_soft_max = 2048;
     pthread_mutex_init(&s->inflight_mu, NULL);
     pthread_cond_init(&s->inflight_cv, NULL);
     s->targets = calloc(o->ntargets ? o->ntargets : 1, sizeof(*s->targets));
@@ -480,7 +484,8 @@ struct stg_service *stg_service_new(const struct stg_service_opts *o)
     for (uint32_t i = 0; i < o->ntargets; i++) {
         s->targets[i].id = ce_target_id(o->targets[i]);
         s->targets[i].ce = o->targets[i];
-        craq_target_init(&s->targets[i]);
+        craq_target_init(&s->targets[i], s->o.state_soft_max,
+                         (uint64_t)s->o.state_idle_ms * 1000000ull);
     }
     return s;
 }
@@ -539,6 +544,21 @@ uint32_t stg_service_report(struct stg_service *s, struct mg_target_report *out,
         rep->state = mt ? mt->state : TS_WAITING;
     }
     src->release(src->arg, ref);
+    return n;
+}
+
+void stg_service_set_state_limits(struct stg_service *s, uint32_t idle_ms, uint32_t soft_max,
+                                  bool sweep_now)
+{
+    for (uint32_t i = 0; i < s->ntargets; i++)
+        craq_set_limits(&s->targets[i], soft_max, (uint64_t)idle_ms * 1000000ull, sweep_now);
+}
+
+uint64_t stg_service_state_count(struct stg_service *s)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < s->ntargets; i++)
+        n += craq_state_count(&s->targets[i]);
     return n;
 }
 

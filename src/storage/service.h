@@ -62,6 +62,9 @@ struct stg_service_opts {
     struct rpc_client *rpc;     /* forwards to successors (not owned) */
     int apply_threads;          /* default 4 */
     uint32_t forward_timeout_ms;/* default 10000 */
+    uint32_t state_idle_ms;     /* forget a chunk's turn state (and its tag
+                                 * memory) idle this long; default 30000 */
+    uint32_t state_soft_max;    /* ...once a shard holds more; default 2048 */
     stg_apply_hook before_apply;
     void *hook_arg;
 };
@@ -74,6 +77,12 @@ bool stg_service_drain(struct stg_service *s, uint32_t timeout_ms);
 int stg_service_sync(struct stg_service *s, uint32_t target_id);
 /* Target reports for mgmtd heartbeats: capacity/used and the state. */
 uint32_t stg_service_report(struct stg_service *s, struct mg_target_report *out, uint32_t max);
+/* Change state_idle_ms / state_soft_max while running; sweep_now forgets
+ * the states idle that long at once (tests). */
+void stg_service_set_state_limits(struct stg_service *s, uint32_t idle_ms, uint32_t soft_max,
+                                  bool sweep_now);
+/* Chunk turn states held in memory over every target (tests, stats). */
+uint64_t stg_service_state_count(struct stg_service *s);
 void stg_service_free(struct stg_service *s);
 
 #endif

@@ -540,6 +540,40 @@ static void test_successor_failure(void)
            rpc_strerror(st));
 }
 
+/* Idle chunk states are forgotten past the limits, and the chain keeps
+ * working on fresh ones (run last: it drops the tag memory). */
+static void test_state_eviction(void)
+{
+    struct timespec ts = { 0, 5 * 1000000L };
+    uint64_t before = stg_service_state_count(nodes[0].svc);
+    CHECK(before > 10);
+    /* nothing is idle for an hour yet: a sweep keeps everything */
+    stg_service_set_state_limits(nodes[0].svc, 3600 * 1000, 1, true);
+    CHECK(stg_service_state_count(nodes[0].svc) == before);
+    for (int r = 0; r < NREP; r++)
+        stg_service_set_state_limits(nodes[r].svc, 1, 1, false);
+    nanosleep(&ts, NULL);
+    /* writes sweep the shards they finish in */
+    uint8_t d[512];
+    fill(d, sizeof(d), 12);
+    for (uint32_t i = 0; i < 40; i++)
+        CHECK(do_write(0, 0x9000 + i, 0, 0, d, sizeof(d), 0, NULL) == 0);
+    /* an answered update lets go of its state just after the answer */
+    for (int r = 0; r < NREP; r++)
+        CHECK(stg_service_drain(nodes[r].svc, 5000));
+    nanosleep(&ts, NULL);
+    for (int r = 0; r < NREP; r++)
+        stg_service_set_state_limits(nodes[r].svc, 1, 1, true);
+    CHECK(stg_service_state_count(nodes[0].svc) == 0);
+    for (uint32_t i = 0; i < 40; i += 13)
+        CHECK(check_replicas(0x9000 + i, 0, d, sizeof(d)) == 1);
+    /* a chunk whose state went away continues from its committed version */
+    CHECK(do_write(0, 0x9000, 0, 0, d, sizeof(d), 0, NULL) == 0);
+    CHECK(check_replicas(0x9000, 0, d, sizeof(d)) == 2);
+    CHECK(stg_service_state_count(nodes[0].svc) == 2); /* its chunk and its ino gate */
+    printf("idle chunk states forgotten (%llu -> 0): ok\n", (unsigned long long)before);
+}
+
 #ifndef __has_feature
 #define __has_feature(x) 0
 #endif
@@ -593,6 +627,7 @@ int main(void)
     test_truncate_remove();
     test_successor_failure();
     test_throughput();
+    test_state_eviction();
     teardown();
     printf("test_craq: ok\n");
     return 0;
