@@ -203,11 +203,19 @@ static int open_inode(struct meta_core *mc, struct kv_txn *t, struct meta_op *op
         resp_inode(op, i);
         return 0;
     }
-    if ((flags & O_TRUNC) && i->size > 0) {
-        rc = op_truncate_chunks(mc, op, i, 0);
-        if (rc < 0)
+    /* an unprivileged O_TRUNC drops setuid, and setgid with group exec,
+     * as the kernel's do_truncate() does for local file systems */
+    uint32_t kill = 0;
+    if ((flags & O_TRUNC) && op->req->user.uid != 0) {
+        kill = i->mode & S_ISUID;
+        if ((i->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+            kill |= S_ISGID;
+    }
+    if ((flags & O_TRUNC) && (i->size > 0 || kill)) {
+        if (i->size > 0 && (rc = op_truncate_chunks(mc, op, i, 0)) < 0)
             return rc;
         i->size = 0;
+        i->mode &= ~kill;
         i->mtime_ns = i->ctime_ns = op->now;
         rc = inode_store(t, i);
         if (rc < 0)

@@ -463,6 +463,18 @@ static void test_setattr(void)
     CHECK_RC(setattr(&bob, f, &r, &i), 0);
     CHECK((i.mode & 07777) == 0755);
     CHECK_RC(close_(f, sid, 0, 0, META_CLOSE, NULL), 0);
+    /* an unprivileged O_TRUNC drops setuid/setgid (group exec set) */
+    req_init(&r, &root_u);
+    r.valid = FATTR_MODE;
+    r.mode = 06775;
+    CHECK_RC(setattr(&root_u, f, &r, NULL), 0);
+    req_init(&r, &bob);
+    r.ino = f;
+    r.flags = O_WRONLY | O_TRUNC;
+    struct meta_resp resp;
+    CHECK_RC(exec(META_OPEN, &r, &resp), 0);
+    CHECK((resp.inode.mode & 07777) == 0775 && resp.inode.size == 0);
+    CHECK_RC(close_(f, resp.session, 0, 0, META_CLOSE, NULL), 0);
     CHECK_RC(unlink_(&root_u, pub, "af"), 0);
     CHECK_RC(rmdir_(&root_u, 1, "pub"), 0);
 }
