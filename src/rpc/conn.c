@@ -340,6 +340,10 @@ static bool read_input(struct rpc_conn *c)
             }
             v.iov_base = c->in + c->in_end;
             v.iov_len = c->in_cap - c->in_end;
+            if (v.iov_len == 0) { /* cannot happen: parse_frames leaves room */
+                protocol_error(c, "input buffer full");
+                return false;
+            }
         }
         ssize_t n = c->tp->readv(c->watch.fd, &v, 1);
         if (n == -EINTR)

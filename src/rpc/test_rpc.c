@@ -790,10 +790,43 @@ static void test_peer_not_reading(void)
     rpc_server_free(s);
 }
 
+static void test_lifecycle(void)
+{
+    /* Free without start; free an idle client. */
+    struct rpc_server_opts so = { .listen = "127.0.0.1:0" };
+    struct rpc_server *s = rpc_server_new(&so);
+    CHECK(s);
+    rpc_server_free(s);
+    rpc_client_free(rpc_client_new(NULL));
+    /* A taken port is reported, not hidden. */
+    s = start_server("127.0.0.1:0", 0);
+    char addr[64];
+    addr_of(s, addr, sizeof(addr));
+    struct rpc_server_opts so2 = { .listen = addr };
+    struct rpc_server *s2 = rpc_server_new(&so2);
+    CHECK(s2);
+    CHECK(rpc_server_start(s2) == -EADDRINUSE);
+    rpc_server_free(s2);
+    struct rpc_server_opts bad = { .listen = "no-port-here" };
+    s2 = rpc_server_new(&bad);
+    CHECK(s2 && rpc_server_start(s2) < 0);
+    rpc_server_free(s2);
+    /* Registration after start is refused. */
+    CHECK(rpc_server_handle(s, 100, RPC_EXEC_INLINE, h_echo, NULL) == -EINVAL);
+    /* Stop twice is harmless; a stopped server refuses connections. */
+    rpc_server_stop(s, 0);
+    rpc_server_stop(s, 0);
+    struct rpc_client *c = new_client();
+    CHECK(rpc_call_sync(c, addr, M_ECHO, "x", 1, NULL, NULL, NULL) == RPC_E_CONNECT);
+    rpc_client_free(c);
+    rpc_server_free(s);
+}
+
 int main(void)
 {
     log_init(LOG_LVL_WARN);
     test_frame_codec();
+    test_lifecycle();
     struct rpc_server *s = start_server("127.0.0.1:0", 1u << 20);
     char addr[64];
     addr_of(s, addr, sizeof(addr));

@@ -1,7 +1,8 @@
 /* transport_tcp.c — the TCP implementation of transport.h.
  *
  * Sockets are non-blocking and close-on-exec; TCP_NODELAY because RPC frames
- * are latency-bound request/response traffic; SO_REUSEADDR on listeners so a
+ * are latency-bound request/response traffic; keepalive so dead peers are
+ * detected; SO_REUSEADDR on listeners so a
  * restarted service can bind while old connections sit in TIME_WAIT.
  */
 #include "rpc/transport.h"
@@ -34,10 +35,17 @@ void rpc_format_sockaddr(const struct sockaddr *sa, char *out, size_t len)
     }
 }
 
-static void set_nodelay(int fd)
+/* Connected sockets: no Nagle delay, and keepalive probes so a peer that
+ * vanished without a FIN/RST (power loss, partition) is noticed in ~25 s
+ * instead of never, failing the calls in flight on it. */
+static void set_stream_opts(int fd)
 {
-    int one = 1;
+    int one = 1, idle = 10, intvl = 5, cnt = 3;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 static int tcp_listen(const struct sockaddr *addr, socklen_t len, int backlog, uint16_t *port)
@@ -70,7 +78,7 @@ static int tcp_accept(int lfd, char *peer, size_t peer_len)
     int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    set_nodelay(fd);
+    set_stream_opts(fd);
     if (peer)
         rpc_format_sockaddr((struct sockaddr *)&ss, peer, peer_len);
     return fd;
@@ -81,7 +89,7 @@ static int tcp_connect_start(const struct sockaddr *addr, socklen_t len)
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    set_nodelay(fd);
+    set_stream_opts(fd);
     if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) {
         int err = -errno;
         close(fd);
