@@ -265,6 +265,7 @@ const struct vfs_ops cfs_ops = {
     .flush = cfs_flush,
     .release = cfs_release,
     .fsync = cfs_fsync,
+    .fallocate = cfs_fallocate,
     .opendir = cfs_opendir,
     .readdir = cfs_readdir,
     .releasedir = cfs_releasedir,

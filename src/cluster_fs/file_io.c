@@ -4,12 +4,14 @@
  * far this handle wrote. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster_fs/cfs_internal.h"
 #include "common/log.h"
+#include "common/util.h"
 
 static struct cfs_fh *fh_new(struct cfs *fs, const struct meta_inode *in, uint64_t session,
                              int flags)
@@ -69,6 +71,12 @@ static void open_reply(struct vfs_req *r, int status, const struct meta_resp *re
     struct vfs_fuse_open_out o;
     memset(&o, 0, sizeof(o));
     o.fh = (uint64_t)(uintptr_t)f;
+    if (!with_entry) {
+        /* close-to-open: another client may have changed the file since the
+         * kernel cached its attributes; make it ask again (attributes only,
+         * the page cache is dropped by the open itself) */
+        vfs_notify_inval_inode(vfs_req_session(r), resp->inode.ino, -1, 0);
+    }
     if (with_entry) {
         struct fuse_entry_out e;
         cfs_fill_entry(fs, &resp->inode, &e);
@@ -81,6 +89,8 @@ static void open_reply(struct vfs_req *r, int status, const struct meta_resp *re
 struct open_ctx {
     struct vfs_req *r;
     int flags;
+    uint32_t uid;
+    struct meta_resp opened; /* open_done → kill_suid_done */
 };
 
 static void create_done(void *arg, int status, const struct meta_resp *resp)
@@ -90,11 +100,45 @@ static void create_done(void *arg, int status, const struct meta_resp *resp)
     open_reply(c.r, status, resp, c.flags, true);
 }
 
+static void kill_suid_done(void *arg, int status, const struct meta_resp *resp)
+{
+    struct open_ctx *c = arg;
+    if (status == 0 && resp->has_inode)
+        c->opened.inode = resp->inode;
+    open_reply(c->r, 0, &c->opened, c->flags, false);
+    free(c);
+}
+
+/* An unprivileged O_TRUNC drops setuid (and setgid with group exec), as
+ * truncate(2) does on a local file system; the kernel leaves it to us when
+ * it sends O_TRUNC with the open. */
+static bool must_kill_suid(const struct open_ctx *c, const struct meta_resp *resp)
+{
+    uint32_t m = resp->inode.mode;
+    return (c->flags & O_TRUNC) && c->uid != 0 && resp->has_inode && S_ISREG(m) &&
+           ((m & S_ISUID) || ((m & S_ISGID) && (m & S_IXGRP)));
+}
+
 static void open_done(void *arg, int status, const struct meta_resp *resp)
 {
-    struct open_ctx c = *(struct open_ctx *)arg;
-    free(arg);
-    open_reply(c.r, status, resp, c.flags, false);
+    struct open_ctx *c = arg;
+    if (status == 0 && must_kill_suid(c, resp)) {
+        c->opened = *resp;
+        c->opened.data = NULL;
+        c->opened.data_len = 0;
+        struct meta_req m;
+        memset(&m, 0, sizeof(m)); /* as root: the kernel's own privilege */
+        m.ino = resp->inode.ino;
+        m.valid = FATTR_MODE;
+        m.mode = resp->inode.mode & ~(uint32_t)S_ISUID;
+        if (m.mode & S_IXGRP)
+            m.mode &= ~(uint32_t)S_ISGID;
+        mc_call(req_fs(c->r)->mc, META_SETATTR, &m, kill_suid_done, c);
+        return;
+    }
+    struct open_ctx copy = *c;
+    free(c);
+    open_reply(copy.r, status, resp, copy.flags, false);
 }
 
 void cfs_create(struct vfs_req *r, uint64_t parent, const char *name, mode_t mode, int flags,
@@ -114,7 +158,7 @@ void cfs_create(struct vfs_req *r, uint64_t parent, const char *name, mode_t mod
         vfs_reply_err(r, ENOMEM);
         return;
     }
-    *c = (struct open_ctx){ r, flags };
+    *c = (struct open_ctx){ .r = r, .flags = flags };
     struct meta_req m;
     cfs_req_init(r, &m);
     m.parent = parent;
@@ -134,7 +178,7 @@ void cfs_open(struct vfs_req *r, uint64_t ino, int flags)
         vfs_reply_err(r, ENOMEM);
         return;
     }
-    *c = (struct open_ctx){ r, flags };
+    *c = (struct open_ctx){ .r = r, .flags = flags, .uid = vfs_req_ctx(r)->uid };
     struct meta_req m;
     cfs_req_init(r, &m);
     m.ino = ino;
@@ -331,4 +375,97 @@ void cfs_fsync(struct vfs_req *r, uint64_t ino, uint64_t fh, int datasync)
     c->f = f;
     session_req(r, f, &c->m);
     sc_sync_file_async(req_fs(r)->sc, &f->inode, fsync_data_done, c);
+}
+
+/* ---- fallocate ---- */
+
+/* Storage allocates on write, so preallocation is only a size change; a
+ * punched hole is written as zeros (reads of it must return zeros). */
+static const uint8_t zeros[1u << 20];
+
+struct punch_ctx {
+    struct vfs_req *r;
+    struct cfs_fh *f;
+    uint64_t off, end;
+};
+
+static void punch_next(struct punch_ctx *c);
+
+static void punch_done(void *arg, int64_t result)
+{
+    struct punch_ctx *c = arg;
+    if (result < 0) {
+        vfs_reply_err(c->r, (int)-result);
+        free(c);
+        return;
+    }
+    c->off += (uint64_t)result;
+    punch_next(c);
+}
+
+static void punch_next(struct punch_ctx *c)
+{
+    if (c->off >= c->end) {
+        vfs_reply_err(c->r, 0);
+        free(c);
+        return;
+    }
+    uint32_t n = (uint32_t)MIN(c->end - c->off, (uint64_t)sizeof(zeros));
+    sc_write(req_fs(c->r)->sc, &c->f->inode, c->off, zeros, n, punch_done, c);
+}
+
+struct extend_ctx {
+    struct vfs_req *r;
+    uint64_t ino;
+};
+
+static void extend_done(void *arg, int status, const struct meta_resp *resp)
+{
+    struct extend_ctx *c = arg;
+    if (status == 0 && resp->has_inode)
+        cfs_local_truncate(req_fs(c->r), c->ino, resp->inode.size);
+    vfs_reply_err(c->r, status);
+    free(c);
+}
+
+void cfs_fallocate(struct vfs_req *r, uint64_t ino, uint64_t fh, int mode, uint64_t off,
+                   uint64_t len)
+{
+    struct cfs_fh *f = fh_of(fh);
+    if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) {
+        vfs_reply_err(r, EOPNOTSUPP);
+        return;
+    }
+    if (len == 0 || off + len < off) {
+        vfs_reply_err(r, EINVAL);
+        return;
+    }
+    uint64_t size = MAX(cfs_writer_size(f->w), f->inode.size);
+    if (mode & FALLOC_FL_PUNCH_HOLE) {
+        struct punch_ctx *c = malloc(sizeof(*c));
+        if (c == NULL) {
+            vfs_reply_err(r, ENOMEM);
+            return;
+        }
+        *c = (struct punch_ctx){ r, f, off, MIN(off + len, size) };
+        punch_next(c);
+        return;
+    }
+    if ((mode & FALLOC_FL_KEEP_SIZE) || off + len <= size) {
+        vfs_reply_err(r, 0);
+        return;
+    }
+    struct extend_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    *c = (struct extend_ctx){ r, ino };
+    struct meta_req m;
+    cfs_req_init(r, &m);
+    m.ino = ino;
+    m.valid = FATTR_SIZE;
+    m.size = off + len;
+    m.session = f->session;
+    mc_call(req_fs(r)->mc, META_SETATTR, &m, extend_done, c);
 }
