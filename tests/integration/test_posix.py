@@ -20,7 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import Child, in_child, libc
+import pytest
+
+from conftest import BACKEND, Child, in_child, libc
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 USER, GROUP = 12345, 12345  # the unprivileged caller of the permission tests
@@ -113,9 +115,12 @@ def sha(b):
 # ------------------------------------------------------------ comparison
 
 def stat_fields(st):
-    """The fields that must match between two independent runs."""
+    """The fields that must match between two independent runs. A
+    directory's size is the file system's own business (tmpfs counts 20
+    bytes an entry), so on the cluster it is not compared."""
+    size = None if BACKEND == "cluster" and stat.S_ISDIR(st.st_mode) else st.st_size
     return dict(type=stat.S_IFMT(st.st_mode), perm=oct(stat.S_IMODE(st.st_mode)),
-                nlink=st.st_nlink, uid=st.st_uid, gid=st.st_gid, size=st.st_size)
+                nlink=st.st_nlink, uid=st.st_uid, gid=st.st_gid, size=size)
 
 
 def _norm(res):
@@ -578,6 +583,9 @@ def test_fallocate_and_punch_hole(vfs):
     assert_trees(vfs)  # includes st_blocks via the mount == backing
 
 
+@pytest.mark.skipif(BACKEND == "cluster", reason="the cluster reports a whole file as data "
+                    "(SEEK_DATA/SEEK_HOLE at chunk granularity are not implemented; POSIX "
+                    "allows it)")
 def test_seek_data_hole(vfs):
     def script(r):
         fd = r.open("create", "s", os.O_CREAT | os.O_RDWR, 0o644)
@@ -613,15 +621,17 @@ def test_sparse_file_past_4gib(vfs):
             assert os.pread(fd, 128 * KiB, pos) == bytes(128 * KiB), f"hole at {pos} not zeros"
         assert os.pread(fd, 10, off - 5) == bytes(5) + b"Z"
         assert os.pread(fd, 10, off + 1) == b""
-        assert os.lseek(fd, 0, os.SEEK_DATA) == off
-        assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
+        if BACKEND != "cluster":  # the cluster reports the whole file as data
+            assert os.lseek(fd, 0, os.SEEK_DATA) == off
+            assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
         os.fsync(fd)
     finally:
         os.close(fd)
     for p in (vfs.mnt / "sparse", vfs.src / "sparse"):
         st = os.stat(p)
         assert st.st_size == off + 1
-        assert st.st_blocks * 512 <= 64 * KiB, f"{p}: {st.st_blocks} blocks for one byte"
+        if BACKEND != "cluster":  # meta does not track allocated blocks
+            assert st.st_blocks * 512 <= 64 * KiB, f"{p}: {st.st_blocks} blocks for one byte"
     assert os.stat(vfs.mnt / "sparse").st_blocks == os.stat(vfs.src / "sparse").st_blocks
     with open(vfs.src / "sparse", "rb") as f:
         f.seek(off)
@@ -727,6 +737,23 @@ def test_statvfs(vfs):
         sv = os.statvfs(p)
         return {k: getattr(sv, k) for k in STATVFS_FIELDS}
 
+    if BACKEND == "cluster":
+        # no backing dir to compare with: the figures must be sane and move
+        before = fields(vfs.mnt)
+        assert before["f_blocks"] > 0 and 0 < before["f_bavail"] <= before["f_blocks"]
+        assert before["f_files"] > 0 and before["f_namemax"] >= 255
+        Path(vfs.mnt / "fill").write_bytes(data(8 * MiB, seed=4))
+        os.mkdir(vfs.mnt / "d")
+        assert fields(vfs.mnt / "d")["f_blocks"] == before["f_blocks"]
+        deadline = time.monotonic() + 10  # storage usage reaches mgmtd with heartbeats
+        while time.monotonic() < deadline:
+            after = fields(vfs.mnt)
+            if before["f_bfree"] - after["f_bfree"] >= 8 * MiB // before["f_frsize"]:
+                break
+            time.sleep(0.5)
+        assert before["f_bfree"] - after["f_bfree"] >= 8 * MiB // before["f_frsize"]
+        assert before["f_ffree"] - after["f_ffree"] >= 2
+        return
     assert os.stat(vfs.mnt).st_dev != os.stat(vfs.src).st_dev, "the mount is not a mount"
     assert fields(vfs.mnt) == fields(vfs.src)
     before = fields(vfs.mnt)
