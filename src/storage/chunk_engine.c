@@ -481,7 +481,7 @@ int ce_write(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset,
         goto out;
     }
     m.version = version;
-    m.len = MAX(old.len, offset + n);
+    m.len = n ? MAX(old.len, offset + n) : old.len; /* like write(2): 0 bytes never extend */
     if (offset == old.len)
         m.crc32c = crc32c_extend(old.crc32c, data, n); /* append: extend the CRC */
     else

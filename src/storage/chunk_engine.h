@@ -81,7 +81,8 @@ int ce_read(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset, 
             void *buf, uint32_t *nread, struct ce_meta *m);
 
 /* Apply (offset, data) as committed version `version`: the chunk grows to
- * max(len, offset+n) (a gap reads as zeros). *out gets the new metadata. */
+ * max(len, offset+n) when n > 0 (a gap reads as zeros). *out gets the new
+ * metadata. */
 int ce_write(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset,
              const void *data, uint32_t n, uint64_t version, struct ce_meta *out);
 

@@ -107,6 +107,10 @@ int main(void)
     CHECK(m.version == 3 && m.len == 301000);
     check_chunk(t, ino, 0, want, 301000);
 
+    /* an empty write bumps the version, never the length */
+    CHECK(ce_write(t, ino, 0, 310000, "", 0, 4, &m) == 0 && m.len == 301000 && m.version == 4);
+    CHECK(ce_write(t, ino, 0, 5000, want + 5000, 7000, 3, &m) == 0 && m.version == 3);
+
     /* partial read */
     CHECK(ce_read(t, ino, 0, 4000, 2000, buf, &nr, &m) == 0 && nr == 2000);
     CHECK(memcmp(buf, want + 4000, 2000) == 0);
