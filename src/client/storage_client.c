@@ -29,7 +29,7 @@
 #include "proto/storage_proto.h"
 #include "rpc/rpc.h"
 
-enum sc_kind { K_READ, K_WRITE, K_TRUNC, K_REMOVE, K_QUERY, K_SYNC };
+enum sc_kind { K_READ, K_WRITE, K_TRUNC, K_REMOVE, K_QUERY, K_SYNC, K_LIST };
 
 struct sc {
     struct rpc_client *rpc;
@@ -57,6 +57,10 @@ struct sc_part {
     uint32_t backoff_ms;
     uint64_t routing_version;
     int last_status;
+    uint32_t list_after;   /* list: resume after this index (0 and !list_started = start) */
+    bool list_started;
+    struct sc_chunk_len *found; /* list: chunks seen on this chain */
+    uint32_t nfound, capfound;
     struct reqbuf *req;    /* the last attempt's bytes */
 };
 
@@ -71,6 +75,7 @@ struct sc_op {
     int64_t ok_result;
     uint64_t deadline_ns;
     sc_done_fn done;
+    sc_list_fn list_done;
     void *arg;
     atomic_int pending;
     atomic_int err;
@@ -170,9 +175,45 @@ static int to_errno(int status)
 
 /* ---- completion ---- */
 
+static int by_index(const void *a, const void *b)
+{
+    uint32_t x = ((const struct sc_chunk_len *)a)->index, y = ((const struct sc_chunk_len *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* K_LIST: merge what every chain reported and hand it over sorted. */
+static void list_complete(struct sc_op *op, int err)
+{
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < op->nparts; i++)
+        total += op->parts[i].nfound;
+    struct sc_chunk_len *all = malloc((total ? total : 1) * sizeof(*all));
+    if (all == NULL && !err)
+        err = -ENOMEM;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < op->nparts; i++) {
+        if (all && op->parts[i].nfound)
+            memcpy(all + n, op->parts[i].found, op->parts[i].nfound * sizeof(*all));
+        n += op->parts[i].nfound;
+        free(op->parts[i].found);
+        reqbuf_put(op->parts[i].req);
+    }
+    if (all)
+        qsort(all, n, sizeof(*all), by_index);
+    sc_list_fn done = op->list_done;
+    void *arg = op->arg;
+    free(op);
+    done(arg, err, err ? NULL : all, err ? 0 : n);
+    free(all);
+}
+
 static void op_complete(struct sc_op *op)
 {
     int err = atomic_load(&op->err);
+    if (op->kind == K_LIST) {
+        list_complete(op, err);
+        return;
+    }
     int64_t result = err ? err : op->ok_result;
     if (!err && op->kind == K_QUERY)
         result = (int64_t)atomic_load(&op->qlen);
@@ -290,6 +331,40 @@ static void part_handle_ok(struct sc_part *p, const void *payload, size_t len)
         p->sync_next++;
         part_send(p); /* next replica of the chain, or finishes */
         return;
+    case K_LIST: {
+        struct stg_list_resp resp;
+        if (stg_list_resp_dec(payload, len, &resp) < 0) {
+            p->last_status = RPC_E_PROTO;
+            goto bad;
+        }
+        for (uint32_t i = 0; i < resp.n; i++) {
+            const struct stg_chunk_meta *c = &resp.chunks[i];
+            if (c->chunk.ino != op->ino || !c->exists)
+                continue;
+            if (p->nfound == p->capfound) {
+                uint32_t cap = p->capfound ? p->capfound * 2 : 64;
+                struct sc_chunk_len *f = realloc(p->found, cap * sizeof(*f));
+                if (f == NULL) {
+                    stg_list_resp_free(&resp);
+                    part_finish(p, -ENOMEM);
+                    return;
+                }
+                p->found = f;
+                p->capfound = cap;
+            }
+            p->found[p->nfound++] = (struct sc_chunk_len){ c->chunk.index, c->len };
+        }
+        bool more = !resp.eof && resp.n > 0;
+        if (more)
+            p->list_after = resp.chunks[resp.n - 1].chunk.index;
+        stg_list_resp_free(&resp);
+        if (more) {
+            p->list_started = true;
+            part_send(p);
+            return;
+        }
+        break;
+    }
     default:
         break;
     }
@@ -378,6 +453,14 @@ static uint16_t part_encode(struct sc_part *p, const struct mg_chain *c, uint32_
         stg_sync_req_enc(wb, &m);
         return STG_SYNC;
     }
+    case K_LIST: {
+        /* the first page starts at (ino, 0) inclusive: "after {0,0}" */
+        struct stg_list_req m = { .target_id = target, .max = 4096, .ino = op->ino };
+        if (p->list_started)
+            m.after = (struct stg_chunk_id){ op->ino, p->list_after };
+        stg_list_req_enc(wb, &m);
+        return STG_LIST;
+    }
     }
     return 0;
 }
@@ -407,6 +490,7 @@ static void part_send(struct sc_part *p)
         target = serving[p->rr_start % n];
         break;
     case K_QUERY:
+    case K_LIST:
         target = serving[n - 1]; /* the tail holds only committed data */
         break;
     case K_SYNC:
@@ -589,6 +673,29 @@ void sc_sync_file_async(struct sc *sc, const struct meta_inode *inode, sc_done_f
                         void *arg)
 {
     start_per_chain(sc, K_SYNC, inode, 0, done, arg);
+}
+
+void sc_list_chunks_async(struct sc *sc, const struct meta_inode *inode, sc_list_fn done,
+                          void *arg)
+{
+    const struct meta_layout *l = &inode->layout;
+    if (l->nchains == 0) {
+        done(arg, 0, NULL, 0);
+        return;
+    }
+    if (!layout_valid(l)) {
+        done(arg, -EINVAL, NULL, 0);
+        return;
+    }
+    struct sc_op *op = op_new(sc, K_LIST, inode, l->nchains, NULL, arg);
+    if (op == NULL) {
+        done(arg, -ENOMEM, NULL, 0);
+        return;
+    }
+    op->list_done = done;
+    for (uint32_t i = 0; i < l->nchains; i++)
+        op->parts[i].chain_id = l->chains[i];
+    op_start(op);
 }
 
 /* ---- blocking wrappers ---- */

@@ -84,6 +84,17 @@ void sc_query_length_async(struct sc *sc, const struct meta_inode *inode, sc_don
 void sc_sync_file_async(struct sc *sc, const struct meta_inode *inode, sc_done_fn done,
                         void *arg);
 
+/* The chunks of a file that exist on storage (as the tails of its chains
+ * know them), sorted by index: enough to answer SEEK_DATA/SEEK_HOLE.
+ * chunks is valid only during done(); status 0 or -errno. */
+struct sc_chunk_len {
+    uint32_t index;
+    uint32_t len;
+};
+typedef void (*sc_list_fn)(void *arg, int status, const struct sc_chunk_len *chunks, uint32_t n);
+void sc_list_chunks_async(struct sc *sc, const struct meta_inode *inode, sc_list_fn done,
+                          void *arg);
+
 /* Blocking wrappers. Return bytes / 0, or -errno. */
 int64_t sc_read_sync(struct sc *sc, const struct meta_inode *inode, uint64_t off, uint32_t len,
                      void *buf, uint64_t file_size);

@@ -265,6 +265,71 @@ static void on_remove(struct rpc_call *call, void *arg)
     rpc_reply(call, 0, NULL, 0);
 }
 
+static void on_list(struct rpc_call *call, void *arg)
+{
+    (void)arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct stg_list_req m;
+    if (stg_list_req_dec(p, len, &m) < 0) {
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    /* pages of at most 2 so the client has to follow them */
+    struct stg_chunk_meta out[2];
+    struct stg_list_resp r = { .chunks = out };
+    bool start = m.after.ino == 0 && m.after.index == 0;
+    pthread_mutex_lock(&store_mu);
+    uint32_t best_idx[2];
+    for (uint32_t k = 0; k < 2; k++) {
+        struct chunk *best = NULL;
+        for (struct chunk *c = store; c; c = c->next) {
+            if (c->target != m.target_id || c->ino != m.ino || c->len == 0)
+                continue;
+            if (!start && c->index <= m.after.index)
+                continue;
+            if (k > 0 && c->index <= best_idx[k - 1])
+                continue;
+            if (best == NULL || c->index < best->index)
+                best = c;
+        }
+        if (best == NULL)
+            break;
+        best_idx[k] = best->index;
+        out[r.n++] = (struct stg_chunk_meta){ .chunk = { best->ino, best->index }, .exists = 1,
+                                              .version = 1, .len = best->len };
+    }
+    r.eof = r.n < 2;
+    pthread_mutex_unlock(&store_mu);
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_list_resp_enc(&wb, &r);
+    rpc_reply(call, 0, wb.data, wb.len);
+    wb_free(&wb);
+}
+
+struct list_result {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int status;
+    uint32_t n;
+    struct sc_chunk_len chunks[64];
+};
+
+static void list_cb(void *arg, int status, const struct sc_chunk_len *ch, uint32_t n)
+{
+    struct list_result *lr = arg;
+    pthread_mutex_lock(&lr->mu);
+    lr->status = status;
+    lr->n = n;
+    for (uint32_t i = 0; i < n && i < 64; i++)
+        lr->chunks[i] = ch[i];
+    lr->done = true;
+    pthread_cond_signal(&lr->cv);
+    pthread_mutex_unlock(&lr->mu);
+}
+
 /* ---------------- static routing ---------------- */
 
 static struct mgc_routing *src_get(void *arg)
@@ -348,6 +413,7 @@ int main(void)
         rpc_server_handle(srv[i], STG_TRUNCATE, RPC_EXEC_INLINE, on_truncate, NULL);
         rpc_server_handle(srv[i], STG_QUERY, RPC_EXEC_INLINE, on_query, NULL);
         rpc_server_handle(srv[i], STG_REMOVE, RPC_EXEC_INLINE, on_remove, NULL);
+        rpc_server_handle(srv[i], STG_LIST, RPC_EXEC_INLINE, on_list, NULL);
         if (rpc_server_start(srv[i]) != 0) {
             fprintf(stderr, "cannot start fake storage server\n");
             return 1;
@@ -456,6 +522,34 @@ int main(void)
     for (size_t k = 2 * CS + 5; k < 3 * CS; k++)
         zeros &= buf[k] == 0;
     CHECK(zeros);
+    /* the chunks that exist, merged over the chains, sorted, pages followed:
+     * after the truncate chunks 0 and 1 are full, chunk 2 holds 5 bytes */
+    struct list_result lr = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+    sc_list_chunks_async(sc, &in, list_cb, &lr);
+    pthread_mutex_lock(&lr.mu);
+    while (!lr.done)
+        pthread_cond_wait(&lr.cv, &lr.mu);
+    pthread_mutex_unlock(&lr.mu);
+    CHECK(lr.status == 0 && lr.n == 3);
+    CHECK(lr.chunks[0].index == 0 && lr.chunks[0].len == CS);
+    CHECK(lr.chunks[1].index == 1 && lr.chunks[1].len == CS);
+    CHECK(lr.chunks[2].index == 2 && lr.chunks[2].len == 5);
+    /* a file with more chunks per chain than one page: 12 chunks over 4
+     * chains, 3 per chain, pages of 2 */
+    struct meta_inode in2 = file_inode(NCHAINS, 1);
+    in2.ino = INO + 1;
+    for (uint32_t k = 0; k < 12; k++)
+        CHECK(sc_write_sync(sc, &in2, (uint64_t)k * CS, pattern, k + 1) == (int64_t)k + 1);
+    lr.done = false;
+    sc_list_chunks_async(sc, &in2, list_cb, &lr);
+    pthread_mutex_lock(&lr.mu);
+    while (!lr.done)
+        pthread_cond_wait(&lr.cv, &lr.mu);
+    pthread_mutex_unlock(&lr.mu);
+    CHECK(lr.status == 0 && lr.n == 12);
+    for (uint32_t k = 0; k < 12 && k < lr.n; k++)
+        CHECK(lr.chunks[k].index == k && lr.chunks[k].len == k + 1);
+
     CHECK(sc_remove_file(sc, &in) == 0);
     CHECK(sc_query_length(sc, &in, &qlen) == 0);
     CHECK(qlen == 0);

@@ -97,6 +97,7 @@ void cfs_write(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, const
 void cfs_flush(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t lock_owner);
 void cfs_release(struct vfs_req *r, uint64_t ino, uint64_t fh, int flags);
 void cfs_fsync(struct vfs_req *r, uint64_t ino, uint64_t fh, int datasync);
+void cfs_lseek(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, int whence);
 void cfs_fallocate(struct vfs_req *r, uint64_t ino, uint64_t fh, int mode, uint64_t off,
                    uint64_t len);
 

@@ -266,6 +266,7 @@ const struct vfs_ops cfs_ops = {
     .release = cfs_release,
     .fsync = cfs_fsync,
     .fallocate = cfs_fallocate,
+    .lseek = cfs_lseek,
     .opendir = cfs_opendir,
     .readdir = cfs_readdir,
     .releasedir = cfs_releasedir,

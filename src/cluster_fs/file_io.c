@@ -469,3 +469,74 @@ void cfs_fallocate(struct vfs_req *r, uint64_t ino, uint64_t fh, int mode, uint6
     m.session = f->session;
     mc_call(req_fs(r)->mc, META_SETATTR, &m, extend_done, c);
 }
+
+/* ---- SEEK_DATA / SEEK_HOLE ---- */
+
+/* Data is what the chunks hold: chunk i with length len covers
+ * [i*chunk_size, i*chunk_size + len); everything else below the size is a
+ * hole (it may report a written-then-zeroed range as data, which lseek(2)
+ * allows). */
+struct lseek_ctx {
+    struct vfs_req *r;
+    uint64_t off, size;
+    uint32_t chunk_size;
+    int whence;
+};
+
+static void lseek_listed(void *arg, int status, const struct sc_chunk_len *ch, uint32_t n)
+{
+    struct lseek_ctx *c = arg;
+    if (status < 0) {
+        vfs_reply_err(c->r, -status);
+        free(c);
+        return;
+    }
+    uint64_t pos = c->off;
+    if (c->whence == SEEK_DATA) {
+        uint64_t found = UINT64_MAX;
+        for (uint32_t i = 0; i < n && found == UINT64_MAX; i++) {
+            uint64_t start = (uint64_t)ch[i].index * c->chunk_size;
+            uint64_t end = MIN(start + ch[i].len, c->size);
+            if (ch[i].len && end > pos)
+                found = MAX(start, pos);
+        }
+        if (found == UINT64_MAX || found >= c->size)
+            vfs_reply_err(c->r, ENXIO);
+        else
+            vfs_reply_lseek(c->r, found);
+    } else {
+        /* walk the extents in order while they cover pos */
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t start = (uint64_t)ch[i].index * c->chunk_size;
+            uint64_t end = start + ch[i].len;
+            if (start > pos)
+                break;
+            if (end > pos)
+                pos = end;
+        }
+        vfs_reply_lseek(c->r, MIN(pos, c->size));
+    }
+    free(c);
+}
+
+void cfs_lseek(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, int whence)
+{
+    (void)ino;
+    struct cfs_fh *f = fh_of(fh);
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        vfs_reply_err(r, EINVAL);
+        return;
+    }
+    uint64_t size = MAX(cfs_writer_size(f->w), f->inode.size);
+    if (off >= size) {
+        vfs_reply_err(r, ENXIO);
+        return;
+    }
+    struct lseek_ctx *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        vfs_reply_err(r, ENOMEM);
+        return;
+    }
+    *c = (struct lseek_ctx){ r, off, size, f->inode.layout.chunk_size, whence };
+    sc_list_chunks_async(req_fs(r)->sc, &f->inode, lseek_listed, c);
+}
