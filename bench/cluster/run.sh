@@ -519,8 +519,11 @@ bench_system() {
         return 0
     fi
     log "  $CUR: up and mounted in $(( $(date +%s) - t0 )) s"
+    # other load on the machine shows up in the figures: record it
+    printf 'load_%s\t%s\n' "$CUR" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.tsv"
     record_mount ok "$MOUNT_DESC"
     run_workloads
+    printf 'load_after_%s\t%s\n' "$CUR" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.tsv"
     log "  $CUR: tearing down"
     teardown_current
 }
