@@ -389,6 +389,9 @@ static void apply_reply(struct craq_op *op)
     } else {
         rc = ce_remove_ino(ce, op->req.rm.ino, NULL);
     }
+    LOG_DEBUG("craq", "applied target=%u method=%#x ino=%llx index=%u version=%llu rc=%d",
+              op->tgt->id, op->method, (unsigned long long)op->ino, op->index,
+              (unsigned long long)op_version(op), rc);
     if (rc < 0)
         LOG_ERROR("craq", "apply failed target=%u method=%#x ino=%llx err=%s", op->tgt->id,
                   op->method, (unsigned long long)op->ino, vf_strstatus(status_of(rc)));

@@ -263,16 +263,24 @@ static void h_read(struct rpc_call *call, void *arg)
         rpc_reply(call, rc, NULL, 0);
         return;
     }
-    void *buf = r.len ? malloc(r.len) : NULL;
-    if (r.len && !buf) {
+    /* size the buffer by what the chunk holds, not by what was asked for:
+     * a 64 MiB read of a small or absent chunk must not allocate 64 MiB */
+    struct ce_meta m;
+    rc = ce_get_meta(ri.tgt->ce, r.chunk.ino, r.chunk.index, &m);
+    if (rc < 0 && rc != -ENOENT) {
+        rpc_reply(call, status_of(rc), NULL, 0);
+        return;
+    }
+    uint32_t want = rc == 0 && r.offset < m.len ? MIN(r.len, m.len - r.offset) : 0;
+    void *buf = want ? malloc(want) : NULL;
+    if (want && !buf) {
         rpc_reply(call, ENOMEM, NULL, 0);
         return;
     }
     uint32_t nread = 0;
-    struct ce_meta m;
     /* only committed bytes are on disk: a pending update is applied after
      * the successor acknowledges it, so this never sees it */
-    rc = ce_read(ri.tgt->ce, r.chunk.ino, r.chunk.index, r.offset, r.len, buf, &nread, &m);
+    rc = ce_read(ri.tgt->ce, r.chunk.ino, r.chunk.index, r.offset, want, buf, &nread, &m);
     if (rc < 0) {
         free(buf);
         rpc_reply(call, status_of(rc), NULL, 0);

@@ -300,6 +300,25 @@ static void test_basic_replication(void)
     CHECK(do_write(0, 0x1234, 0, 0, data, sizeof(data), 0x100000001ull, &wr) == 0);
     CHECK(wr.version == 1 && wr.chunk_len == sizeof(data));
     CHECK(check_replicas(0x1234, 0, data, sizeof(data)) == 1);
+    /* partial reads: a range inside, one crossing the end, one past it */
+    static const uint32_t ranges[][3] = { { 1000, 500, 500 },
+                                          { sizeof(data) - 10, 4096, 10 },
+                                          { sizeof(data) + 5, 100, 0 } };
+    for (size_t i = 0; i < ARRAY_SIZE(ranges); i++) {
+        struct stg_read_req rq = { .route = route_to(1, CHAIN_VER), .chunk = { 0x1234, 0 },
+                                   .offset = ranges[i][0], .len = ranges[i][1] };
+        struct wbuf wb;
+        wb_init(&wb, 0);
+        stg_read_req_enc(&wb, &rq);
+        void *r;
+        size_t rl;
+        CHECK(call(1, STG_READ, &wb, &r, &rl) == 0);
+        struct stg_read_resp rr;
+        CHECK(stg_read_resp_dec(r, rl, &rr) == 0);
+        CHECK(rr.version == 1 && rr.chunk_len == sizeof(data) && rr.len == ranges[i][2]);
+        CHECK(rr.len == 0 || memcmp(rr.data, data + ranges[i][0], rr.len) == 0);
+        free(r);
+    }
     /* an absent chunk reads as version 0, length 0 */
     uint32_t got = 1;
     uint64_t ver = 1;
