@@ -156,7 +156,10 @@ void rpc_client_free(struct rpc_client *c);
 
 /* Start a call; done() runs exactly once (possibly before this returns, on
  * an immediate failure). Returns 0, or a negative RPC_E_* when done() will
- * NOT run (bad address, payload too big, shutting down). */
+ * NOT run (bad address, payload too big, shutting down).
+ * The request bytes are copied or sent before this returns: they need to
+ * stay valid until then only — but until then even when done() already ran
+ * (so done() must not free them). */
 int rpc_call_async(struct rpc_client *c, const char *addr, uint16_t method,
                    const struct iovec *iov, int iovcnt, const struct rpc_call_opts *o,
                    rpc_done_fn done, void *arg);
