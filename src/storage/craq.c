@@ -380,7 +380,7 @@ static void apply_reply(struct craq_op *op)
         s->o.before_apply(s->o.hook_arg, op->tgt->id, op->method);
     if (op->method == STG_WRITE) {
         const struct stg_write_req *w = &op->req.w;
-        struct ce_meta m;
+        struct ce_meta m = { 0 };
         rc = ce_write(ce, w->chunk.ino, w->chunk.index, w->offset, w->data, w->len, w->version, &m);
         resp.version = m.version;
         resp.chunk_len = m.len;
