@@ -717,6 +717,7 @@ int rpc_call_async(struct rpc_client *c, const char *addr, uint16_t method,
 
     pthread_mutex_lock(&c->lock);
     struct peer *p = c->stopping ? NULL : get_peer(c, addr);
+    /* get_peer may have dropped the lock: look at stopping afterwards. */
     int err = c->stopping ? RPC_E_SHUTDOWN : !p ? RPC_E_CONNECT : 0;
     if (!err && p->state != P_UP && !k->req && len) {
         /* It has to wait for the connection: it needs its own copy. */

@@ -880,6 +880,52 @@ static void test_churn(void)
     rpc_server_free(s);
 }
 
+/* A server that never reads: once max_outbuf bytes wait in the client's
+ * queue, new calls fail fast with RPC_E_BUSY instead of growing memory. */
+static void test_client_outbuf_full(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK(bind(lfd, (struct sockaddr *)&in, sizeof(in)) == 0 && listen(lfd, 4) == 0);
+    socklen_t sl = sizeof(in);
+    CHECK(getsockname(lfd, (struct sockaddr *)&in, &sl) == 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(in.sin_port));
+    struct rpc_client_opts co = { .max_outbuf = 1u << 20, .default_timeout_ms = 1500 };
+    struct rpc_client *c = rpc_client_new(&co);
+    CHECK(c);
+    /* Connect first (the kernel completes the handshake without accept). */
+    struct once first = { .status = 1 };
+    waiter_init(&first.w, 1);
+    struct rpc_call_opts shortt = { .timeout_ms = 100 };
+    CHECK(rpc_call_async(c, addr, M_ECHO, NULL, 0, &shortt, once_done, &first) == 0);
+    CHECK(waiter_wait(&first.w, 2000) == 1 && first.status == RPC_E_TIMEOUT);
+    enum { N = 40 };
+    size_t n = 1u << 20;
+    uint8_t *buf = calloc(1, n);
+    CHECK(buf);
+    struct once o[N];
+    struct iovec v = { .iov_base = buf, .iov_len = n };
+    for (int i = 0; i < N; i++) {
+        o[i] = (struct once){ .status = 1 };
+        waiter_init(&o[i].w, 1);
+        CHECK(rpc_call_async(c, addr, M_ECHO, &v, 1, NULL, once_done, &o[i]) == 0);
+    }
+    int busy = 0, timeout = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK(waiter_wait(&o[i].w, 5000) == 1);
+        busy += o[i].status == RPC_E_BUSY;
+        timeout += o[i].status == RPC_E_TIMEOUT;
+        waiter_destroy(&o[i].w);
+    }
+    CHECK(busy > 0 && timeout > 0 && busy + timeout == N);
+    CHECK(o[0].status == RPC_E_TIMEOUT);
+    free(buf);
+    rpc_client_free(c);
+    close(lfd);
+    waiter_destroy(&first.w);
+}
+
 static void test_lifecycle(void)
 {
     /* Free without start; free an idle client. */
@@ -947,6 +993,7 @@ int main(void)
     test_retry_lost_connection();
     test_peer_not_reading();
     test_churn();
+    test_client_outbuf_full();
     printf("test_rpc: all passed\n");
     return 0;
 }
