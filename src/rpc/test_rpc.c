@@ -926,6 +926,40 @@ static void test_client_outbuf_full(void)
     waiter_destroy(&first.w);
 }
 
+/* A connect that hangs (the listener's backlog is full, SYNs are dropped)
+ * fails after connect_timeout_ms, not after the call's deadline. */
+static void test_connect_timeout(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    CHECK(bind(lfd, (struct sockaddr *)&in, sizeof(in)) == 0 && listen(lfd, 0) == 0);
+    socklen_t sl = sizeof(in);
+    CHECK(getsockname(lfd, (struct sockaddr *)&in, &sl) == 0);
+    int fill[4];
+    int nfill = 0;
+    for (int i = 0; i < 4; i++) { /* fill the backlog */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&in, sizeof(in));
+        nfill++;
+    }
+    sleep_ms(50);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(in.sin_port));
+    struct rpc_client_opts co = { .connect_timeout_ms = 200 };
+    struct rpc_client *c = rpc_client_new(&co);
+    CHECK(c);
+    struct rpc_call_opts o = { .timeout_ms = 5000 };
+    uint64_t t0 = now_ns();
+    int rc = rpc_call_sync(c, addr, M_ECHO, "x", 1, &o, NULL, NULL);
+    uint64_t took = now_ns() - t0;
+    CHECK(rc == RPC_E_CONNECT);
+    CHECK(took >= 190000000ull && took < 1000000000ull); /* the SYN was dropped */
+    rpc_client_free(c);
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 static void test_lifecycle(void)
 {
     /* Free without start; free an idle client. */
@@ -994,6 +1028,7 @@ int main(void)
     test_peer_not_reading();
     test_churn();
     test_client_outbuf_full();
+    test_connect_timeout();
     printf("test_rpc: all passed\n");
     return 0;
 }
