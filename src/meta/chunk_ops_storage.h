@@ -8,6 +8,8 @@
 #ifndef VALORFS_META_CHUNK_OPS_STORAGE_H
 #define VALORFS_META_CHUNK_OPS_STORAGE_H
 
+#include <pthread.h>
+
 #include "meta/meta_core.h"
 
 struct sc;
@@ -19,10 +21,17 @@ struct mg_routing;
 /* Until both are set, every operation fails with ENOTCONN (requests can
  * arrive between listening and registering with mgmtd). Clear it (NULL,
  * NULL) only when no operation can run any more. */
+struct rpc_client;
 struct meta_storage_glue {
     struct meta_storage_ready *ready; /* atomically published */
+    /* STATFS space, asked of the storage servers at most once a second
+     * (routing snapshots do not carry fresh usage: heartbeats update it in
+     * mgmtd without a new routing version). */
+    pthread_mutex_t space_lock;
+    uint64_t space_at_ms, space_total, space_free;
 };
-void meta_storage_glue_set(struct meta_storage_glue *glue, struct sc *sc, struct mgc *mgc);
+void meta_storage_glue_set(struct meta_storage_glue *glue, struct sc *sc, struct mgc *mgc,
+                           struct rpc_client *rpc);
 
 /* Fill ops with functions over glue (which must outlive the core). */
 void meta_chunk_ops_storage(struct meta_storage_glue *glue, struct meta_chunk_ops *ops);

@@ -344,7 +344,7 @@ int main(int argc, char **argv)
     }
     struct rpc_client_opts rco = { .name = "meta-client" };
     struct rpc_client *rpc = rpc_client_new(&rco);
-    struct meta_storage_glue glue = { 0 };
+    struct meta_storage_glue glue = { .space_lock = PTHREAD_MUTEX_INITIALIZER };
     struct meta_core_opts mo = {
         .db = db,
         .chunk_size = st.chunk_size,
@@ -403,7 +403,7 @@ int main(int argc, char **argv)
     sc_opts_default(&sco);
     struct sc *sc = sc_new(rpc, mgc, &sco);
     /* requests may already run on the workers: publish both at once */
-    meta_storage_glue_set(&glue, sc, mgc);
+    meta_storage_glue_set(&glue, sc, mgc, rpc);
     if (!sc || meta_gc_start(mc, st.gc_interval_ms) < 0) {
         fprintf(stderr, PROG ": cannot start the storage client or the collector\n");
         return 1;
@@ -418,7 +418,7 @@ int main(int argc, char **argv)
     rpc_server_stop(srv, 5000);
     meta_gc_stop(mc);
     mgc_stop(mgc);
-    meta_storage_glue_set(&glue, NULL, NULL);
+    meta_storage_glue_set(&glue, NULL, NULL, NULL);
     sc_free(sc);
     rpc_server_free(srv);
     meta_core_free(mc);
