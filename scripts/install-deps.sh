@@ -9,7 +9,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   liburing-dev libinih-dev liblmdb-dev libisal-dev lmdb-utils
   # run
-  fuse3
+  fuse3 e2fsprogs xfsprogs
   # tests
   python3 python3-pytest attr util-linux
   # benchmarks (peers and tools)

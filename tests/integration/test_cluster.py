@@ -341,3 +341,36 @@ def test_servers_survive_garbage(live):
     after = status(live)
     assert all(n["alive"] for n in after["nodes"])
     assert len(after["nodes"]) == len(s["nodes"])
+
+
+@pytest.mark.parametrize("fs", ["xfs", "ext4"])
+def test_targets_on_loop_device_images(fs):
+    """Storage servers on their own loop-device file systems, the way the
+    report planned one machine to stand in for several storage nodes."""
+    c = Cluster(port=30000 + os.getpid() % 5000 + (0 if fs == "xfs" else 50),
+                extra=("--loop=320M", f"--fs={fs}", "--targets=1"))
+    try:
+        for i in (1, 2, 3):
+            d = c.data / f"storage{i}"
+            with open("/proc/self/mounts") as f:
+                mounts = {line.split()[1]: line.split()[2] for line in f}
+            assert mounts.get(str(d)) == fs, f"{d} is not an {fs} mount"
+        body = random.Random(5).randbytes(5 * MiB + 123)
+        (c.mnt / "f").write_bytes(body)
+        Path("/proc/sys/vm/drop_caches").write_text("3")
+        assert (c.mnt / "f").read_bytes() == body
+        lay = layout(c, c.mnt / "f")
+        assert len(lay["chunks"]) == 6
+        for ch in lay["chunks"]:
+            assert len({(r["len"], r["crc32c"]) for r in ch["replicas"]}) == 1
+        # the chunk files really are on the images
+        on_disk = sum(len(list((c.data / f"storage{i}").rglob("*.*"))) for i in (1, 2, 3))
+        assert on_disk >= 6 * 3
+        out = subprocess.run([CLI, "down", f"--data={c.data}"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        with open("/proc/self/mounts") as f:
+            left = [line for line in f if str(c.data) in line or str(c.mnt) in line]
+        assert not left, f"valorfs down left mounts behind: {left}"
+    finally:
+        c.close()
