@@ -41,6 +41,7 @@
 /* A deadline may fire this late rather than cost a wake-up. */
 #define TIMER_SLACK_NS 1000000ull
 #define BACKOFF_MIN_MS 5u
+#define PEER_BUCKETS 256
 #define BACKOFF_MAX_MS 500u
 
 enum call_where { IN_NONE, IN_WAITING, IN_SENT };
@@ -69,7 +70,8 @@ struct callq {
 enum peer_state { P_IDLE, P_CONNECTING, P_UP, P_BACKOFF };
 
 struct peer {
-    struct peer *next;
+    struct peer *next;  /* every peer, for scans */
+    struct peer *hnext; /* address hash chain */
     struct rpc_client *cl;
     char *addr;
     struct sockaddr_storage ss;
@@ -94,6 +96,7 @@ struct rpc_client {
     pthread_mutex_t lock;
     bool stopping;
     struct peer *peers;
+    struct peer *peer_hash[PEER_BUCKETS];
     int timed_peers; /* peers in P_CONNECTING or P_BACKOFF */
     struct ccall **buckets;
     size_t nbuckets, ncalls;
@@ -637,9 +640,19 @@ void rpc_client_free(struct rpc_client *c)
     free(c);
 }
 
+/* Every call looks its peer up by address: hashed, a client talking to
+ * hundreds of storage nodes does not pay a scan per call. */
+static size_t addr_hash(const char *addr)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)addr; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
 static struct peer *find_peer(struct rpc_client *c, const char *addr)
 {
-    for (struct peer *p = c->peers; p; p = p->next)
+    for (struct peer *p = c->peer_hash[addr_hash(addr)]; p; p = p->hnext)
         if (strcmp(p->addr, addr) == 0)
             return p;
     return NULL;
@@ -674,6 +687,9 @@ static struct peer *get_peer(struct rpc_client *c, const char *addr)
     np->cwatch.fd = -1;
     np->next = c->peers;
     c->peers = np;
+    size_t b = addr_hash(addr);
+    np->hnext = c->peer_hash[b];
+    c->peer_hash[b] = np;
     return np;
 }
 
