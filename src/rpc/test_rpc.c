@@ -960,6 +960,49 @@ static void test_connect_timeout(void)
     close(lfd);
 }
 
+static void h_whoami(struct rpc_call *c, void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    rpc_reply(c, 0, &id, sizeof(id));
+}
+
+/* One client, several servers: each call reaches the address it named. */
+static void test_many_peers(void)
+{
+    enum { NS = 3 };
+    struct rpc_server *s[NS];
+    char addr[NS][64];
+    for (int i = 0; i < NS; i++) {
+        struct rpc_server_opts so = { .listen = "127.0.0.1:0", .loop_threads = 1,
+                                      .worker_threads = 1 };
+        s[i] = rpc_server_new(&so);
+        CHECK(s[i]);
+        CHECK(rpc_server_handle(s[i], 9, RPC_EXEC_INLINE, h_whoami, (void *)(intptr_t)i) == 0);
+        CHECK(rpc_server_start(s[i]) == 0);
+        addr_of(s[i], addr[i], sizeof(addr[i]));
+    }
+    struct rpc_client *c = new_client();
+    for (int k = 0; k < 60; k++) {
+        int want = (k * 7) % NS;
+        void *resp;
+        size_t len;
+        CHECK(rpc_call_sync(c, addr[want], 9, NULL, 0, NULL, &resp, &len) == 0);
+        CHECK(len == sizeof(int) && *(int *)resp == want);
+        free(resp);
+    }
+    /* "localhost:port" is a different peer string for the same server. */
+    char local[64];
+    snprintf(local, sizeof(local), "localhost:%u", rpc_server_port(s[1]));
+    void *resp;
+    size_t len;
+    CHECK(rpc_call_sync(c, local, 9, NULL, 0, NULL, &resp, &len) == 0);
+    CHECK(len == sizeof(int) && *(int *)resp == 1);
+    free(resp);
+    rpc_client_free(c);
+    for (int i = 0; i < NS; i++)
+        rpc_server_free(s[i]);
+}
+
 static void test_lifecycle(void)
 {
     /* Free without start; free an idle client. */
@@ -1029,6 +1072,7 @@ int main(void)
     test_churn();
     test_client_outbuf_full();
     test_connect_timeout();
+    test_many_peers();
     printf("test_rpc: all passed\n");
     return 0;
 }
