@@ -141,6 +141,19 @@ int fuse_mount_conn_id(const char *mountpoint)
     return id;
 }
 
+int fuse_set_read_ahead(int conn_id, unsigned kb)
+{
+    char path[64], val[16];
+    snprintf(path, sizeof(path), "/sys/class/bdi/0:%d/read_ahead_kb", conn_id);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int n = snprintf(val, sizeof(val), "%u", kb);
+    int rc = write(fd, val, (size_t)n) == n ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 void fuse_abort_conn(int conn_id)
 {
     if (conn_id < 0)

@@ -16,6 +16,9 @@ int fuse_mount_conn_id(const char *mountpoint);
 /* Abort connection id through fusectl (mounting fusectl if needed), so
  * every reader and waiter on it returns. */
 void fuse_abort_conn(int conn_id);
+/* Set the mount's backing-device read-ahead (/sys/class/bdi/0:ID/
+ * read_ahead_kb). 0 or -errno. */
+int fuse_set_read_ahead(int conn_id, unsigned kb);
 /* Lazily detaches the mount. */
 int fuse_unmount_dir(const char *mountpoint, int used_fusermount);
 

@@ -179,6 +179,14 @@ static int negotiate_init(struct vfs_session *s)
         out.time_gran = 1;
         out.max_pages = VFS_MAX_PAGES;
         rc = write_reply(s->devfd, m.unique, 0, &out, sizeof(out));
+        /* the kernel applied min(its bdi read-ahead, ours) while taking the
+         * reply; only now can a larger window stick */
+        if (rc == 0 && s->o.read_ahead_kb && s->mountpoint) {
+            int ra = fuse_set_read_ahead(fuse_mount_conn_id(s->mountpoint), s->o.read_ahead_kb);
+            if (ra < 0)
+                LOG_WARN("fuse", "cannot set read-ahead to %u KiB: %s", s->o.read_ahead_kb,
+                         strerror(-ra));
+        }
         if (rc == 0)
             LOG_INFO("fuse", "INIT: protocol 7.%u (kernel 7.%u), max_write=%u, flags=0x%llx, "
                              "io_uring=%s, writeback_cache=%s",

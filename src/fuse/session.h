@@ -27,6 +27,10 @@ struct vfs_session_opts {
     int max_spin_us;      /* upper bound of the adaptive spin; 0 disables spinning */
     int pin_threads;      /* pin uring queue threads to their CPU (default on) */
     int writeback_cache;  /* negotiate FUSE_WRITEBACK_CACHE */
+    /* Kernel read-ahead for the mount in KiB (0 = the kernel's default,
+     * 128 KiB). FUSE caps read-ahead at INIT to the bdi's value, so it is
+     * raised through /sys/class/bdi right after INIT. */
+    unsigned read_ahead_kb;
     int allow_other;      /* mount option allow_other */
     int default_permissions; /* kernel checks mode bits (default on) */
     const char *fsname;   /* shown in /proc/mounts */

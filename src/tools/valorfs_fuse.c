@@ -58,6 +58,9 @@ static const char usage_text[] =
     "\n"
     "Caching:\n"
     "  --writeback-cache     let the kernel buffer writes (FUSE_WRITEBACK_CACHE)\n"
+    "  --read-ahead-kb=N     kernel read-ahead window, KiB (default: 4096 for the\n"
+    "                        cluster backend, the kernel's 128 for passthrough);\n"
+    "                        config key fuse.read_ahead_kb\n"
     "  --direct-io           bypass the kernel page cache for every file\n"
     "  --no-keep-cache       drop a file's page cache on every open\n"
     "  --attr-timeout=S      seconds attributes may be cached (default 1.0)\n"
@@ -100,6 +103,7 @@ struct settings {
     const char *log_file;
     int foreground;
     int log_level;
+    int read_ahead_kb; /* -1: the backend's default */
 };
 
 static int parse_double(const char *s, double lo, double hi, double *out)
@@ -169,6 +173,8 @@ static int apply(struct settings *st, const char *key, const char *val)
         return parse_bool(val, &st->fuse.pin_threads);
     if (!strcmp(key, "fuse.writeback_cache"))
         return parse_bool(val, &st->fuse.writeback_cache);
+    if (!strcmp(key, "fuse.read_ahead_kb"))
+        return parse_int(val, 0, 1 << 20, &st->read_ahead_kb);
     if (!strcmp(key, "passthrough.direct_io"))
         return parse_bool(val, &st->pt.direct_io);
     if (!strcmp(key, "passthrough.keep_cache"))
@@ -256,7 +262,7 @@ static int load_config(struct settings *st, const char *file)
 enum {
     OPT_BACKEND = 256, OPT_TRANSPORT, OPT_SHARE, OPT_THREADS, OPT_DEPTH, OPT_SPIN, OPT_NOPIN,
     OPT_WB, OPT_DIO, OPT_NOKEEP, OPT_ATTR, OPT_ENTRY, OPT_CONFIG, OPT_LOG, OPT_LOGFILE,
-    OPT_META_TMO, OPT_IO_TMO, OPT_CONNECT_TMO, OPT_CHUNK, OPT_STRIPE,
+    OPT_META_TMO, OPT_IO_TMO, OPT_CONNECT_TMO, OPT_CHUNK, OPT_STRIPE, OPT_READAHEAD,
 };
 
 static const struct option long_opts[] = {
@@ -280,6 +286,7 @@ static const struct option long_opts[] = {
     { "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TMO },
     { "chunk-size", required_argument, NULL, OPT_CHUNK },
     { "stripe", required_argument, NULL, OPT_STRIPE },
+    { "read-ahead-kb", required_argument, NULL, OPT_READAHEAD },
     { "foreground", no_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
@@ -302,6 +309,7 @@ static const char *opt_key(int opt)
     case OPT_CONNECT_TMO: return "cluster.connect_timeout_ms";
     case OPT_CHUNK: return "cluster.chunk_size";
     case OPT_STRIPE: return "cluster.stripe";
+    case OPT_READAHEAD: return "fuse.read_ahead_kb";
     default: return NULL;
     }
 }
@@ -409,7 +417,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    struct settings st = { .log_level = LOG_LVL_INFO };
+    struct settings st = { .log_level = LOG_LVL_INFO, .read_ahead_kb = -1 };
     vfs_session_opts_default(&st.fuse);
     pt_opts_default(&st.pt);
     cfs_opts_default(&st.cfs);
@@ -485,6 +493,11 @@ int main(int argc, char **argv)
         }
     }
 
+    /* a cluster read is an RPC round trip: a deep read-ahead window keeps
+     * several chunks in flight; a local file system needs no more than the
+     * kernel's default */
+    st.fuse.read_ahead_kb = st.read_ahead_kb >= 0 ? (unsigned)st.read_ahead_kb
+                                                  : cluster ? 4096u : 0u;
     g_session = vfs_session_new(ops, fs, &st.fuse);
     if (g_session == NULL) {
         fprintf(stderr, "valorfs-fuse: out of memory\n");
