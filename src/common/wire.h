@@ -51,7 +51,7 @@ static inline void wb_free(struct wbuf *wb)
 /* Make room for n more bytes; returns a pointer to them or NULL (sets err). */
 static inline uint8_t *wb_reserve(struct wbuf *wb, size_t n)
 {
-    if (wb->err)
+    if (wb->err || n == 0) /* n == 0: nothing to write (and data may be NULL) */
         return NULL;
     if (n > SIZE_MAX - wb->len || (wb->limit && wb->len + n > wb->limit)) {
         wb->err = true;

@@ -27,6 +27,7 @@ struct linux_dirent64 {
 
 struct pt_dir {
     int fd;
+    struct pt_dir *prev, *next; /* fs->dirs */
     pthread_mutex_t lock;
     uint64_t pos;   /* cookie the next buffered entry follows */
     size_t bpos, blen;
@@ -57,6 +58,13 @@ void pt_opendir(struct vfs_req *r, uint64_t ino, int flags)
     pthread_mutex_init(&d->lock, NULL);
     d->pos = 0;
     d->bpos = d->blen = 0;
+    pthread_mutex_lock(&fs->dirs_lock);
+    d->prev = NULL;
+    d->next = fs->dirs;
+    if (fs->dirs)
+        fs->dirs->prev = d;
+    fs->dirs = d;
+    pthread_mutex_unlock(&fs->dirs_lock);
     struct vfs_fuse_open_out o = { .fh = (uint64_t)(uintptr_t)d };
     vfs_reply_open(r, &o);
 }
@@ -142,14 +150,32 @@ void pt_readdir(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, uint
         vfs_reply_buf(r, out, used);
 }
 
-void pt_releasedir(struct vfs_req *r, uint64_t ino, uint64_t fh)
+static void dir_free(struct pt_fs *fs, struct pt_dir *d)
 {
-    (void)ino;
-    struct pt_dir *d = (struct pt_dir *)(uintptr_t)fh;
+    pthread_mutex_lock(&fs->dirs_lock);
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        fs->dirs = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    pthread_mutex_unlock(&fs->dirs_lock);
     close(d->fd);
     pthread_mutex_destroy(&d->lock);
     free(d);
+}
+
+void pt_releasedir(struct vfs_req *r, uint64_t ino, uint64_t fh)
+{
+    (void)ino;
+    dir_free(vfs_req_fs(r), (struct pt_dir *)(uintptr_t)fh);
     vfs_reply_err(r, 0);
+}
+
+void pt_dirs_free_all(struct pt_fs *fs)
+{
+    while (fs->dirs)
+        dir_free(fs, fs->dirs);
 }
 
 void pt_fsyncdir(struct vfs_req *r, uint64_t ino, uint64_t fh, int datasync)

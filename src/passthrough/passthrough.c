@@ -31,6 +31,7 @@ void *pt_new(const char *root_dir, const struct pt_opts *o)
     if (fs == NULL)
         return NULL;
     fs->o = *o;
+    pthread_mutex_init(&fs->dirs_lock, NULL);
     int fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -58,6 +59,8 @@ void pt_free(void *p)
     struct pt_fs *fs = p;
     if (fs == NULL)
         return;
+    pt_dirs_free_all(fs);
+    pthread_mutex_destroy(&fs->dirs_lock);
     close(fs->nodes.root.fd);
     pt_table_destroy(&fs->nodes);
     free(fs);

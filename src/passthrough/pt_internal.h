@@ -14,7 +14,15 @@ struct pt_fs {
     /* The backing file system keeps data in memory (tmpfs, ramfs): its
      * I/O never blocks, so a plain syscall beats a trip through io-wq. */
     int mem_backed;
+    /* Open directory handles: the kernel may never send RELEASEDIR for a
+     * handle still open when the connection ends, so pt_free() frees
+     * what is left. */
+    pthread_mutex_t dirs_lock;
+    struct pt_dir *dirs;
 };
+
+/* Free every directory handle still open (at the end of the session). */
+void pt_dirs_free_all(struct pt_fs *fs);
 
 void pt_proc_path(int fd, char *buf, size_t len);
 int pt_valid_name(const char *name);

@@ -459,6 +459,11 @@ int cmd_down(int argc, char **argv)
 
 /* ---------------- up ---------------- */
 
+/* Strings built for daemon command lines live until `up` ends: they are
+ * kept here and freed together (up_strings_free). */
+static char *up_strings[128];
+static int up_nstrings;
+
 static char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
@@ -468,7 +473,16 @@ static char *xasprintf(const char *fmt, ...)
         s = NULL;
     va_end(ap);
     die_oom(s);
+    if (up_nstrings < (int)ARRAY_SIZE(up_strings))
+        up_strings[up_nstrings++] = s;
     return s;
+}
+
+static void up_strings_free(void)
+{
+    for (int i = 0; i < up_nstrings; i++)
+        free(up_strings[i]);
+    up_nstrings = 0;
 }
 
 static int prepare_loop(const struct up_opts *o, const char *dir, int idx)
@@ -599,7 +613,21 @@ static const char *bin(const char *name)
     return p;
 }
 
+static struct rpc_client *g_rpc;
+
+static int up_main(int argc, char **argv);
+
 int cmd_up(int argc, char **argv)
+{
+    int rc = up_main(argc, argv);
+    if (g_rpc)
+        rpc_client_free(g_rpc);
+    g_rpc = NULL;
+    up_strings_free();
+    return rc;
+}
+
+static int up_main(int argc, char **argv)
 {
     struct up_opts o;
     int rc = parse_up(argc, argv, &o);
@@ -630,7 +658,6 @@ int cmd_up(int argc, char **argv)
     for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
         d = xasprintf("%s/%s", data, sub[i]);
         mkdir_p(d);
-        free(d);
     }
     char mgmtd_addr[64], meta_addr[64];
     snprintf(mgmtd_addr, sizeof(mgmtd_addr), "127.0.0.1:%d", o.base_port);
@@ -656,7 +683,7 @@ int cmd_up(int argc, char **argv)
     cluster_env_write(data, &e);
 
     struct rpc_client_opts ro = {.name = "cli"};
-    struct rpc_client *rpc = rpc_client_new(&ro);
+    struct rpc_client *rpc = g_rpc = rpc_client_new(&ro);
     if (!rpc) {
         fprintf(stderr, "valorfs up: cannot start the RPC client\n");
         return 1;
@@ -677,9 +704,6 @@ int cmd_up(int argc, char **argv)
     progress("mgmtd    pid %-7d %s  log %s", pid, mgmtd_addr, log);
     if (wait_routing(rpc, mgmtd_addr, 0, 0, 60000, pid, "mgmtd") != 0)
         return up_fail(data, &e, log);
-    free(log);
-    free(kv);
-    free(listen);
 
     /* storage servers */
     for (int i = 1; i <= o.nstorage; i++) {
@@ -691,6 +715,8 @@ int cmd_up(int argc, char **argv)
         size_t cap = 64 + (size_t)o.ntargets * (strlen(dir) + 32);
         char *targets = malloc(cap);
         die_oom(targets);
+        if (up_nstrings < (int)ARRAY_SIZE(up_strings))
+            up_strings[up_nstrings++] = targets;
         strcpy(targets, "--targets=");
         for (int t = 1; t <= o.ntargets; t++) {
             char one[PATH_MAX + 32];
@@ -712,12 +738,6 @@ int cmd_up(int argc, char **argv)
                  o.base_port + 10 + i, o.ntargets, dir);
         if (wait_routing(rpc, mgmtd_addr, NODE_STORAGE, (uint32_t)i, 60000, pid, name) != 0)
             return up_fail(data, &e, slog);
-        free(slog);
-        free(sl);
-        free(sn);
-        free(sm);
-        free(targets);
-        free(dir);
     }
     if (ensure_table(rpc, mgmtd_addr, (uint32_t)o.replicas) != 0)
         return up_fail(data, &e, NULL);
@@ -737,7 +757,6 @@ int cmd_up(int argc, char **argv)
     progress("meta     pid %-7d %s  kv %s/meta/kv", pid, meta_addr, data);
     if (wait_routing(rpc, mgmtd_addr, NODE_META, 1, 60000, pid, "meta") != 0)
         return up_fail(data, &e, log);
-    free(log);
 
     /* mount */
     if (!o.nostorage_mount) {
@@ -764,9 +783,7 @@ int cmd_up(int argc, char **argv)
         }
         progress("fuse     pid %-7d mounted %s (transport %s)  log %s", pid, e.mount,
                  o.transport, log);
-        free(log);
     }
-    rpc_client_free(rpc);
     printf("\nvalorfs is up: %d storage servers x %d targets, chains of %d replicas.\n",
            o.nstorage, o.ntargets, o.replicas);
     if (!o.nostorage_mount)

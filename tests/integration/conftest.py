@@ -518,6 +518,19 @@ class Cluster:
     def log_text(self):
         return "\n".join(p.read_text(errors="replace") for p in self.logs())
 
+    def dead_daemons(self):
+        """Names of the daemons `valorfs up` started that are gone."""
+        dead = []
+        for pidfile in sorted((self.data / "run").glob("*.pid")):
+            pid = int(pidfile.read_text().split()[0])
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                        dead.append(pidfile.stem)
+            except OSError:
+                dead.append(pidfile.stem)
+        return dead
+
     def close(self):
         subprocess.run([CLI, "down", f"--data={self.data}", "--force"], capture_output=True,
                        timeout=120)
@@ -563,6 +576,8 @@ class ClusterVfs:
 
 def _serve_cluster(request, tmp_path):
     c = cluster()
+    if c.dead_daemons():
+        pytest.fail(f"cluster daemons died earlier: {c.dead_daemons()}", pytrace=False)
     c.count += 1
     san_before = sanitizer_reports()
     errors_before = len(log_errors(c.log_text()))
@@ -573,6 +588,7 @@ def _serve_cluster(request, tmp_path):
         scratch.close()
     problems = [f"a cluster daemon logged an error: {line}"
                 for line in log_errors(c.log_text())[errors_before:]]
+    problems += [f"cluster daemon {name} died during the test" for name in c.dead_daemons()]
     problems += sanitizer_problems(san_before)
     if problems:
         pytest.fail("\n".join(problems) + f"\n{c.logs_tail()}", pytrace=False)
