@@ -42,6 +42,7 @@ Options:
   -h, --help         show this help
 
 Environment:
+  VALORFS_UP_ARGS  extra options for `valorfs up` (e.g. --kv-sync=none --transport=uring)
   VALORFS     valorfs CLI (default build/src/tools/valorfs); the valorfs slot
               is skipped when it does not exist
   PYTHON      python with matplotlib (default /usr/bin/python3)
@@ -94,6 +95,8 @@ else
 fi
 : "${STEM:=$(date +%F)-cluster$([ "$QUICK" = 1 ] && echo -quick)}"
 VALORFS=${VALORFS:-$REPO/build/src/tools/valorfs}
+# extra `valorfs up` options for the valorfs slot (recorded in the results)
+VALORFS_UP_ARGS=${VALORFS_UP_ARGS:-}
 PYTHON=${PYTHON:-/usr/bin/python3}
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
@@ -490,9 +493,10 @@ valorfs_up() {
     local d=$WORK/valorfs/data
     mkdir -p "$d"
     VALORFS_UP=$d
-    timeout 120 "$VALORFS" up "--data=$d" "--mount=$MNT" >>"$CUR_LOG" 2>&1 || return 1
+    # shellcheck disable=SC2086  # word splitting of the extra options is intended
+    timeout 120 "$VALORFS" up "--data=$d" "--mount=$MNT" $VALORFS_UP_ARGS >>"$CUR_LOG" 2>&1 || return 1
     wait_mount 30 || return 1
-    MOUNT_DESC="${VALORFS#"$REPO"/} up --data=\$WORK/valorfs/data --mount=\$WORK/mnt (defaults: mgmtd + meta + 3 storage servers with 2 targets each, chains of 3 replicas on distinct servers, 127.0.0.1)"
+    MOUNT_DESC="${VALORFS#"$REPO"/} up --data=\$WORK/valorfs/data --mount=\$WORK/mnt${VALORFS_UP_ARGS:+ $VALORFS_UP_ARGS} (defaults: mgmtd + meta + 3 storage servers with 2 targets each, chains of 3 replicas on distinct servers, 127.0.0.1)"
 }
 
 # ---------------------------------------------------------------- per system

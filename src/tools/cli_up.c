@@ -49,6 +49,10 @@ static const char up_usage[] =
     "                       image of SIZE (e.g. 4G), like separate disks\n"
     "  --fs=ext4|xfs        file system for --loop images (default ext4)\n"
     "  --transport=T        valorfs-fuse transport: classic|xfuse|uring (default xfuse)\n"
+    "  --chunk-size=BYTES   chunk size of new files (default 1048576; a power of two,\n"
+    "                       64 KiB .. 64 MiB)\n"
+    "  --stripe=N           chains a new file is striped over (default 4, capped by\n"
+    "                       the table's chains)\n"
     "  --kv-sync=commit|none  meta/mgmtd KV durability (default commit: every\n"
     "                       metadata change is on disk before it is acknowledged)\n"
     "  --lease-ms=MS        node lease T (default 60000)\n"
@@ -69,6 +73,7 @@ static const char down_usage[] =
 
 struct up_opts {
     const char *data, *mount, *transport, *kv_sync, *log_level, *fs, *loop;
+    long chunk_size, stripe;
     int nostorage_mount;
     int nstorage, ntargets, replicas, base_port;
     long lease_ms;
@@ -532,6 +537,7 @@ static int parse_up(int argc, char **argv, struct up_opts *o)
         {"fs", required_argument, 0, 'f'},        {"transport", required_argument, 0, 'T'},
         {"kv-sync", required_argument, 0, 'k'},   {"lease-ms", required_argument, 0, 'l'},
         {"log-level", required_argument, 0, 'v'}, {"fuse-opt", required_argument, 0, 'o'},
+        {"chunk-size", required_argument, 0, 'C'}, {"stripe", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     *o = (struct up_opts){.data = CLI_DEFAULT_DATA, .mount = CLI_DEFAULT_MOUNT,
@@ -556,6 +562,8 @@ static int parse_up(int argc, char **argv, struct up_opts *o)
         case 'k': o->kv_sync = optarg; break;
         case 'l': o->lease_ms = strtol(optarg, &end, 10); break;
         case 'v': o->log_level = optarg; break;
+        case 'C': o->chunk_size = strtol(optarg, &end, 10); break;
+        case 'S': o->stripe = strtol(optarg, &end, 10); break;
         case 'o':
             if (o->nfuse_opts < 16)
                 o->fuse_opts[o->nfuse_opts++] = optarg;
@@ -748,8 +756,13 @@ static int up_main(int argc, char **argv)
     listen = xasprintf("--listen=%s", meta_addr);
     char *mm = xasprintf("--mgmtd=%s", mgmtd_addr);
     char *ks = xasprintf("--kv_sync=%s", o.kv_sync);
-    char *targv[] = {(char *)bin("valorfs-meta"), listen, "--node_id=50", mm, kv, ks, loglvl,
-                     NULL};
+    char *targv[12] = {(char *)bin("valorfs-meta"), listen, "--node_id=50", mm, kv, ks, loglvl};
+    int ta = 7;
+    if (o.chunk_size)
+        targv[ta++] = xasprintf("--chunk_size=%ld", o.chunk_size);
+    if (o.stripe)
+        targv[ta++] = xasprintf("--stripe=%ld", o.stripe);
+    targv[ta] = NULL;
     pid = spawn_daemon(targv, log);
     if (pid < 0)
         return up_fail(data, &e, NULL);

@@ -494,7 +494,8 @@ class Cluster:
         self.mnt.mkdir()
         port = port or 20000 + os.getpid() % 20000
         out = subprocess.run([CLI, "up", f"--data={self.data}", f"--mount={self.mnt}",
-                              f"--base-port={port}", "--lease-ms=20000", *extra],
+                              f"--base-port={port}", "--lease-ms=20000", *extra,
+                              *os.environ.get("VALORFS_CLUSTER_UP_ARGS", "").split()],
                              capture_output=True, text=True, timeout=180)
         if out.returncode != 0:
             logs = self.logs_tail()
