@@ -295,6 +295,56 @@ def test_rename_directory_into_its_own_subtree(live, tmp_path):
         other.close()
 
 
+def _replicas_exist(live, lay):
+    """For each chunk of a layout: does each replica still hold it?"""
+    s = status(live)
+    tnode = {t["id"]: t["node"] for t in s["targets"]}
+    naddr = {n["id"]: n["addr"] for n in s["nodes"]}
+    out = []
+    for ch in lay["chunks"]:
+        for r in ch["replicas"]:
+            addr = naddr[tnode[r["target"]]]
+            st, resp = rpc(addr, STG_CHUNK_META, struct.pack("<IQI", r["target"], lay["ino"],
+                                                             ch["index"]))
+            assert st == 0, st
+            out.append(resp[12] == 1)
+    return out
+
+
+def _wait(pred, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.25)
+    return pred()
+
+
+def test_unlinked_files_chunks_are_removed(live):
+    """Deferred removal: the chunks of an unlinked file leave every replica;
+    a file unlinked while open keeps its data until the last close."""
+    d = live.mnt / "gc"
+    d.mkdir()
+    body = random.Random(7).randbytes(3 * MiB + 5)
+    (d / "gone").write_bytes(body)
+    lay = layout(live, d / "gone")
+    assert all(_replicas_exist(live, lay)) and len(lay["chunks"]) == 4
+    os.unlink(d / "gone")
+    assert _wait(lambda: not any(_replicas_exist(live, lay))), "chunks outlived the file"
+
+    (d / "open").write_bytes(body)
+    lay = layout(live, d / "open")
+    fd = os.open(d / "open", os.O_RDONLY)
+    try:
+        os.unlink(d / "open")
+        time.sleep(2.5)  # a few collector periods
+        assert all(_replicas_exist(live, lay)), "removed while still open"
+        assert os.pread(fd, len(body) + 10, 0) == body
+    finally:
+        os.close(fd)
+    assert _wait(lambda: not any(_replicas_exist(live, lay))), "chunks kept after last close"
+
+
 def test_stale_chain_version_write_is_refused(live):
     s = status(live)
     ch = s["chains"][0]
