@@ -6,7 +6,6 @@
  * collector; SIGTERM/SIGINT stop it in the reverse order and exit 0.
  */
 #include <errno.h>
-#include <ini.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "client/mgmtd_client.h"
 #include "client/storage_client.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "kv/kv.h"
 #include "meta/chunk_ops_storage.h"
@@ -168,56 +168,17 @@ static int apply(struct settings *st, const char *key, const char *val)
     return -2;
 }
 
-struct ini_ctx {
-    struct settings *st;
-    const char *file;
-    FILE *f;
-    int line;
-    int failed;
-};
-
-static char *read_config_line(char *str, int num, void *stream)
+static int ini_apply(void *arg, const char *section, const char *key, const char *value)
 {
-    struct ini_ctx *c = stream;
-    char *r = fgets(str, num, c->f);
-    if (r)
-        c->line++;
-    return r;
-}
-
-static int on_ini_key(void *user, const char *section, const char *name, const char *value)
-{
-    struct ini_ctx *c = user;
-    if (c->failed)
-        return 0;
-    int rc = -2;
-    if (section[0] == '\0' || !strcmp(section, "meta"))
-        rc = apply(c->st, name, value);
-    if (rc == -2)
-        fprintf(stderr, PROG ": %s:%d: unknown key '%s%s%s'\n", c->file, c->line, section,
-                section[0] ? "." : "", name);
-    else if (rc < 0)
-        fprintf(stderr, PROG ": %s:%d: bad value '%s' for %s\n", c->file, c->line, value, name);
-    if (rc < 0) {
-        c->failed = 1;
-        return 0;
-    }
-    return 1;
+    /* keys at the top or in the [meta] section */
+    if (section[0] && strcmp(section, "meta") != 0)
+        return -2;
+    return apply(arg, key, value);
 }
 
 static int load_config(struct settings *st, const char *file)
 {
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        fprintf(stderr, PROG ": cannot read config %s: %s\n", file, strerror(errno));
-        return -1;
-    }
-    struct ini_ctx c = { st, file, f, 0, 0 };
-    int rc = ini_parse_stream(read_config_line, &c, on_ini_key, &c);
-    fclose(f);
-    if (rc > 0 && !c.failed)
-        fprintf(stderr, PROG ": %s:%d: syntax error\n", file, rc);
-    return (rc != 0 || c.failed) ? -1 : 0;
+    return config_load(PROG, file, ini_apply, st);
 }
 
 /* --key=value or --key value; '-' and '_' are the same in key names. */

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "mgmtd/mgmtd.h"
 
@@ -124,59 +124,17 @@ static int apply(struct settings *st, const char *key, const char *val)
     return -2;
 }
 
-struct ini_ctx {
-    struct settings *st;
-    const char *file;
-    FILE *f;
-    int line;
-    int failed;
-};
-
-static char *read_config_line(char *str, int num, void *stream)
+static int ini_apply(void *arg, const char *section, const char *key, const char *value)
 {
-    struct ini_ctx *c = stream;
-    char *r = fgets(str, num, c->f);
-    if (r)
-        c->line++;
-    return r;
-}
-
-static int on_ini_key(void *user, const char *section, const char *name, const char *value)
-{
-    struct ini_ctx *c = user;
-    if (c->failed)
-        return 1;
-    int rc;
-    if (*section && strcmp(section, "mgmtd") != 0) {
-        fprintf(stderr, "valorfs-mgmtd: %s:%d: unknown section [%s] (use [mgmtd])\n", c->file,
-                c->line, section);
-        c->failed = 1;
-        return 1;
-    }
-    rc = apply(c->st, name, value);
-    if (rc == -2)
-        fprintf(stderr, "valorfs-mgmtd: %s:%d: unknown key '%s'\n", c->file, c->line, name);
-    else if (rc < 0)
-        fprintf(stderr, "valorfs-mgmtd: %s:%d: bad value '%s' for %s\n", c->file, c->line, value,
-                name);
-    if (rc < 0)
-        c->failed = 1;
-    return 1;
+    /* keys at the top or in the [mgmtd] section */
+    if (section[0] && strcmp(section, "mgmtd") != 0)
+        return -2;
+    return apply(arg, key, value);
 }
 
 static int load_config(struct settings *st, const char *file)
 {
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        fprintf(stderr, "valorfs-mgmtd: cannot read config %s: %s\n", file, strerror(errno));
-        return -1;
-    }
-    struct ini_ctx c = { st, file, f, 0, 0 };
-    int rc = ini_parse_stream(read_config_line, &c, on_ini_key, &c);
-    fclose(f);
-    if (rc > 0 && !c.failed)
-        fprintf(stderr, "valorfs-mgmtd: %s:%d: syntax error\n", file, rc);
-    return (rc != 0 || c.failed) ? -1 : 0;
+    return config_load("valorfs-mgmtd", file, ini_apply, st);
 }
 
 static int parse_args(int argc, char **argv, struct settings *st)

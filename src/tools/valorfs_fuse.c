@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <ini.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "fuse/session.h"
 #include "cluster_fs/cluster_fs.h"
@@ -209,54 +209,16 @@ static int apply(struct settings *st, const char *key, const char *val)
     return -2;
 }
 
-struct ini_ctx {
-    struct settings *st;
-    const char *file;
-    FILE *f;
-    int line; /* lines read so far: the handler runs right after its line */
-    int failed;
-};
-
-static char *read_config_line(char *str, int num, void *stream)
+static int ini_apply(void *arg, const char *section, const char *key, const char *value)
 {
-    struct ini_ctx *c = stream;
-    char *r = fgets(str, num, c->f);
-    if (r)
-        c->line++;
-    return r;
-}
-
-static int on_ini_key(void *user, const char *section, const char *name, const char *value)
-{
-    struct ini_ctx *c = user;
-    int lineno = c->line;
-    char key[128];
-    snprintf(key, sizeof(key), "%s.%s", section, name);
-    int rc = apply(c->st, key, value);
-    if (rc == -2)
-        fprintf(stderr, "valorfs-fuse: %s:%d: unknown key '%s'\n", c->file, lineno, key);
-    else if (rc < 0)
-        fprintf(stderr, "valorfs-fuse: %s:%d: bad value '%s' for %s\n", c->file, lineno, value, key);
-    if (rc < 0) {
-        c->failed = 1;
-        return 0;
-    }
-    return 1;
+    char full[128]; /* settings are named "section.key" */
+    snprintf(full, sizeof(full), "%s.%s", section, key);
+    return apply(arg, full, value);
 }
 
 static int load_config(struct settings *st, const char *file)
 {
-    FILE *f = fopen(file, "r");
-    if (f == NULL) {
-        fprintf(stderr, "valorfs-fuse: cannot read config %s: %s\n", file, strerror(errno));
-        return -1;
-    }
-    struct ini_ctx c = { st, file, f, 0, 0 };
-    int rc = ini_parse_stream(read_config_line, &c, on_ini_key, &c);
-    fclose(f);
-    if (rc > 0 && !c.failed)
-        fprintf(stderr, "valorfs-fuse: %s:%d: syntax error\n", file, rc);
-    return (rc != 0 || c.failed) ? -1 : 0;
+    return config_load("valorfs-fuse", file, ini_apply, st);
 }
 
 enum {
