@@ -17,7 +17,7 @@ void cfs_opts_default(struct cfs_opts *o)
 {
     *o = (struct cfs_opts){ .entry_timeout = 1.0, .attr_timeout = 1.0,
                             .meta_timeout_ms = 30000, .io_timeout_ms = 30000,
-                            .connect_timeout_ms = 10000, .readdir_batch = 128 };
+                            .connect_timeout_ms = 10000, .readdir_batch = 1024 };
 }
 
 void *cfs_new(const struct cfs_opts *o, char *err, size_t errlen)
@@ -29,7 +29,7 @@ void *cfs_new(const struct cfs_opts *o, char *err, size_t errlen)
     }
     fs->o = *o;
     if (fs->o.readdir_batch == 0)
-        fs->o.readdir_batch = 128;
+        fs->o.readdir_batch = 1024;
     pthread_mutex_init(&fs->writers_mu, NULL);
     struct rpc_client_opts ro = { .connect_timeout_ms = 2000, .name = "cfs-rpc" };
     fs->rpc = rpc_client_new(&ro);

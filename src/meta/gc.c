@@ -93,7 +93,10 @@ int meta_gc_run_once(struct meta_core *mc)
         int irc = meta_run_txn(mc, true, gc_inspect, &it);
         if (irc < 0 || it.verdict == GC_BUSY)
             continue;
-        if (it.verdict == GC_REMOVE && mc->chunk.remove) {
+        /* An empty file has no chunks: every session that wrote reported
+         * its length when it closed, and a truncation to 0 removed them.
+         * Skipping the storage round trips keeps mass deletions cheap. */
+        if (it.verdict == GC_REMOVE && mc->chunk.remove && it.inode.size > 0) {
             int src = mc->chunk.remove(mc->chunk.arg, &it.inode);
             if (src < 0) {
                 LOG_WARN(META_LOG, "chunk removal failed ino=%016llx err=%s (retrying later)",

@@ -587,7 +587,7 @@ static void test_rename(void)
     CHECK_RC(create(&root_u, a, "f", 0644, O_CREAT | O_EXCL, &f, &sid), 0);
     CHECK_RC(close_(f, sid, 0, 0, META_CLOSE, NULL), 0);
     CHECK_RC(create(&root_u, b, "g", 0644, O_CREAT | O_EXCL, &g, &sid), 0);
-    CHECK_RC(close_(g, sid, 0, 0, META_CLOSE, NULL), 0);
+    CHECK_RC(close_(g, sid, 100, META_F_WROTE, META_CLOSE, NULL), 0); /* g has data */
     /* simple move across directories */
     CHECK_RC(rename_(&root_u, a, "f", b, "f2", 0), 0);
     CHECK_RC(lookup(&root_u, a, "f", NULL), -ENOENT);
@@ -876,10 +876,18 @@ static void test_sessions_gc(void)
     CHECK_RC(meta_gc_start(mc, 50), 0);
     CHECK_RC(create(&root_u, 1, "s2", 0644, O_CREAT | O_EXCL | O_RDWR, &f, &sid), 0);
     CHECK_RC(unlink_(&root_u, 1, "s2"), 0);
-    CHECK_RC(close_(f, sid, 0, 0, META_CLOSE, NULL), 0);
+    CHECK_RC(close_(f, sid, 10, META_F_WROTE, META_CLOSE, NULL), 0);
     for (int n = 0; n < 200 && getattr(f, NULL) == 0; n++)
         usleep(10000);
     CHECK_RC(getattr(f, NULL), -ENOENT);
+    /* an empty file has no chunks: purged without asking storage */
+    uint64_t e;
+    CHECK_RC(create(&root_u, 1, "empty", 0644, O_CREAT | O_EXCL | O_RDWR, &e, &sid), 0);
+    CHECK_RC(close_(e, sid, 0, 0, META_CLOSE, NULL), 0);
+    CHECK_RC(unlink_(&root_u, 1, "empty"), 0);
+    for (int n = 0; n < 200 && getattr(e, NULL) == 0; n++)
+        usleep(10000);
+    CHECK_RC(getattr(e, NULL), -ENOENT);
     meta_gc_stop(mc);
     pthread_mutex_lock(&fake_lock);
     CHECK(remove_calls == removed + 2 && last_removed_ino == f);
