@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,10 @@ static const char usage_text[] =
     "                          chain table's size (default 4)\n"
     "  --gc_interval_ms=MS     period of the orphan collector (default 1000)\n"
     "  --workers=N             RPC worker threads (default 8)\n"
+    "  --lock_memory=BOOL      keep the metadata this server has touched resident\n"
+    "                          (mlockall on fault): the page cache never evicts\n"
+    "                          it, so lookups stay memory-speed under pressure\n"
+    "                          (default true; needs CAP_IPC_LOCK or RLIMIT_MEMLOCK)\n"
     "  --log_level=L, --log-level=L\n"
     "                          error | warn | info | debug (default info)\n"
     "  --log_file=FILE, --log-file=FILE\n"
@@ -70,6 +75,7 @@ struct settings {
     enum kv_sync kv_sync;
     uint64_t kv_map_size;
     uint32_t chunk_size, stripe, gc_interval_ms, workers;
+    bool lock_memory;
     int log_level;
     char log_file[1024];
 };
@@ -152,6 +158,15 @@ static int apply(struct settings *st, const char *key, const char *val)
     }
     if (!strcmp(key, "stripe"))
         return parse_u32(val, 1, VF_MAX_STRIPE, false, &st->stripe);
+    if (!strcmp(key, "lock_memory")) {
+        if (!strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes"))
+            st->lock_memory = true;
+        else if (!strcmp(val, "false") || !strcmp(val, "0") || !strcmp(val, "no"))
+            st->lock_memory = false;
+        else
+            return -1;
+        return 0;
+    }
     if (!strcmp(key, "gc_interval_ms"))
         return parse_u32(val, 1, 3600000, false, &st->gc_interval_ms);
     if (!strcmp(key, "workers"))
@@ -274,6 +289,7 @@ int main(int argc, char **argv)
         .stripe = META_DEFAULT_STRIPE,
         .gc_interval_ms = 1000,
         .workers = 8,
+        .lock_memory = true,
         .log_level = LOG_LVL_INFO,
     };
     if (parse_args(argc, argv, &st) < 0)
@@ -294,6 +310,12 @@ int main(int argc, char **argv)
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+
+    /* Like an in-memory master (MooseFS): the store's pages, once read, stay
+     * in RAM. MCL_ONFAULT locks only what is touched, not the sparse map. */
+    if (st.lock_memory && mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0)
+        LOG_WARN("meta", "lock_memory: mlockall failed (%s); metadata pages may be evicted",
+                 strerror(errno));
 
     char err[256];
     struct kv_opts ko = { .map_size = st.kv_map_size, .sync = st.kv_sync };
