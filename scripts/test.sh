@@ -144,6 +144,9 @@ if skip_stage tsan; then note "tsan: skipped"; else
     pass "build tsan"
     san=$(mktemp -d /tmp/valorfs-san.XXXXXX)
     export TSAN_OPTIONS="log_path=$san/tsan:halt_on_error=0"
+    # the unit tests share state between threads everywhere (RPC loops and
+    # pools, KV group commit, CRAQ, mgmtd, routing cache, storage client)
+    count_meson build-tsan tsan-unit --suite unit
     if [[ -f tests/integration/test_stress.py ]]; then
       VALORFS_FUSE=$repo/build-tsan/src/tools/valorfs-fuse VALORFS_SANITIZER_LOG_DIR=$san \
         VALORFS_STRESS_SECONDS=20 run_pytest tsan-stress -k "xfuse or uring" tests/integration/test_stress.py
