@@ -13,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -494,8 +495,38 @@ static int crc_of_file(int fd, uint32_t len, uint32_t *out)
     return rc;
 }
 
+/* pread that, with nowait, gives up (-EAGAIN) instead of waiting for the
+ * disk: the whole range must already be in the page cache. */
+static int pread_maybe_nowait(int fd, void *buf, size_t len, off_t off, bool nowait)
+{
+    if (!nowait)
+        return pread_full(fd, buf, len, off);
+    size_t done = 0;
+    while (done < len) {
+        struct iovec iov = { (char *)buf + done, len - done };
+        ssize_t r = preadv2(fd, &iov, 1, off + (off_t)done, RWF_NOWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EOPNOTSUPP ? -EAGAIN : -errno;
+        }
+        if (r == 0) { /* short file: zeros past the end, as pread_full */
+            memset((char *)buf + done, 0, len - done);
+            return 0;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 int ce_read(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset, uint32_t len,
             void *buf, uint32_t *nread, struct ce_meta *m)
+{
+    return ce_read_ex(t, ino, index, offset, len, buf, nread, m, false);
+}
+
+int ce_read_ex(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset, uint32_t len,
+               void *buf, uint32_t *nread, struct ce_meta *m, bool nowait)
 {
     *nread = 0;
     pthread_rwlock_t *lk = stripe_of(t, ino, index);
@@ -516,7 +547,11 @@ int ce_read(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset, 
         rc = fd == -ENOENT ? -EIO : fd; /* metadata without data */
         goto out;
     }
-    rc = pread_full(fd, buf, n, offset);
+    /* a small read is a random read: no read-ahead around it (each read
+     * opens the file afresh, so the kernel cannot learn the pattern) */
+    if (n <= 65536)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+    rc = pread_maybe_nowait(fd, buf, n, offset, nowait);
     close(fd);
     if (rc < 0)
         goto out;

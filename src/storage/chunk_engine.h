@@ -79,6 +79,11 @@ int ce_get_meta(struct ce_target *t, uint64_t ino, uint32_t index, struct ce_met
  * as version 0, len 0, nothing returned (0 is returned). */
 int ce_read(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset, uint32_t len,
             void *buf, uint32_t *nread, struct ce_meta *m);
+/* ce_read with nowait: -EAGAIN instead of waiting for the disk (the bytes
+ * are not all in the page cache); the caller retries on a thread that may
+ * block. */
+int ce_read_ex(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset, uint32_t len,
+               void *buf, uint32_t *nread, struct ce_meta *m, bool nowait);
 
 /* Apply (offset, data) as committed version `version`: the chunk grows to
  * max(len, offset+n) when n > 0 (a gap reads as zeros). *out gets the new

@@ -16,6 +16,7 @@
 #include "storage/workq.h"
 
 #define REFRESH_TIMEOUT_MS 2000
+#define SMALL_READ (64u << 10) /* bytes a loop thread may read from the disk itself */
 #define LIST_MAX 4096
 
 /* ---------------- routing lookups ---------------- */
@@ -125,14 +126,18 @@ static int check_once(struct stg_service *s, const struct stg_route *rt, enum ac
     return rc;
 }
 
-static int check_route(struct stg_service *s, const struct stg_route *rt, enum access acc,
-                       bool client_update, struct route_info *ri)
+/* Returns 0, a status, or (only when !may_block) -EAGAIN: the routing must
+ * be refreshed first, which may wait. */
+static int check_route_ex(struct stg_service *s, const struct stg_route *rt, enum access acc,
+                          bool client_update, struct route_info *ri, bool may_block)
 {
     ri->tgt = svc_find_target(s, rt->target_id);
     if (!ri->tgt)
         return VF_E_NO_ROUTE;
     const struct stg_routing_src *src = &s->o.routing;
     int rc = check_once(s, rt, acc, client_update, ri);
+    if ((rc == 1 || rc == 2) && !may_block)
+        return -EAGAIN;
     /* the sender knows a newer chain (or one we have not seen): catch up */
     if ((rc == 1 || rc == 2) && src->refresh && src->refresh(src->arg, REFRESH_TIMEOUT_MS) == 0)
         rc = check_once(s, rt, acc, client_update, ri);
@@ -143,6 +148,12 @@ static int check_route(struct stg_service *s, const struct stg_route *rt, enum a
     if (rc == 0 && src->lease_valid && !src->lease_valid(src->arg))
         return VF_E_NOT_SERVING;
     return rc;
+}
+
+static int check_route(struct stg_service *s, const struct stg_route *rt, enum access acc,
+                       bool client_update, struct route_info *ri)
+{
+    return check_route_ex(s, rt, acc, client_update, ri, true);
 }
 
 /* ---------------- chain updates ---------------- */
@@ -247,21 +258,25 @@ static void reply_wb(struct rpc_call *call, struct wbuf *wb)
     wb_free(wb);
 }
 
-static void h_read(struct rpc_call *call, void *arg)
+/* Serve a read. With nowait (on the RPC loop thread) it returns false,
+ * having answered nothing, when the data would have to come from the disk;
+ * the read then runs again on a work-queue thread. */
+static bool serve_read(struct stg_service *s, struct rpc_call *call, bool nowait)
 {
-    struct stg_service *s = arg;
     size_t len;
     const void *p = rpc_call_payload(call, &len);
     struct stg_read_req r;
     if (stg_read_req_dec(p, len, &r) < 0) {
         rpc_reply(call, RPC_E_BADREQ, NULL, 0);
-        return;
+        return true;
     }
     struct route_info ri;
-    int rc = check_route(s, &r.route, ACC_READ, false, &ri);
+    int rc = check_route_ex(s, &r.route, ACC_READ, false, &ri, !nowait);
+    if (rc == -EAGAIN)
+        return false; /* a routing refresh may wait: not on the loop thread */
     if (rc) {
         rpc_reply(call, rc, NULL, 0);
-        return;
+        return true;
     }
     /* size the buffer by what the chunk holds, not by what was asked for:
      * a 64 MiB read of a small or absent chunk must not allocate 64 MiB */
@@ -269,22 +284,29 @@ static void h_read(struct rpc_call *call, void *arg)
     rc = ce_get_meta(ri.tgt->ce, r.chunk.ino, r.chunk.index, &m);
     if (rc < 0 && rc != -ENOENT) {
         rpc_reply(call, status_of(rc), NULL, 0);
-        return;
+        return true;
     }
     uint32_t want = rc == 0 && r.offset < m.len ? MIN(r.len, m.len - r.offset) : 0;
     void *buf = want ? malloc(want) : NULL;
     if (want && !buf) {
         rpc_reply(call, ENOMEM, NULL, 0);
-        return;
+        return true;
     }
     uint32_t nread = 0;
     /* only committed bytes are on disk: a pending update is applied after
      * the successor acknowledges it, so this never sees it */
-    rc = ce_read(ri.tgt->ce, r.chunk.ino, r.chunk.index, r.offset, want, buf, &nread, &m);
+    /* a small read waits for the disk right here: one device read costs
+     * about what a hand-off to another thread does, and saves that hop */
+    rc = ce_read_ex(ri.tgt->ce, r.chunk.ino, r.chunk.index, r.offset, want, buf, &nread, &m,
+                    nowait && want > SMALL_READ);
+    if (rc == -EAGAIN && nowait) {
+        free(buf);
+        return false;
+    }
     if (rc < 0) {
         free(buf);
         rpc_reply(call, status_of(rc), NULL, 0);
-        return;
+        return true;
     }
     /* header encoded with empty data, then its u32 length set: the data
      * (the last length-prefixed field) goes out from buf uncopied */
@@ -296,7 +318,7 @@ static void h_read(struct rpc_call *call, void *arg)
         wb_free(&wb);
         free(buf);
         rpc_reply(call, ENOMEM, NULL, 0);
-        return;
+        return true;
     }
     for (int i = 0; i < 4; i++)
         wb.data[wb.len - 4 + (size_t)i] = (uint8_t)(nread >> (8 * i));
@@ -304,6 +326,37 @@ static void h_read(struct rpc_call *call, void *arg)
     rpc_replyv(call, 0, iov, nread ? 2 : 1);
     wb_free(&wb);
     free(buf);
+    return true;
+}
+
+struct read_job {
+    struct stg_service *s;
+    struct rpc_call *call;
+};
+
+static void read_job_run(void *arg)
+{
+    struct read_job *j = arg;
+    serve_read(j->s, j->call, false);
+    free(j);
+}
+
+/* Reads run on the loop thread when the page cache has the bytes (no
+ * hand-off: the common case of a hot chunk costs no thread wake-up), and on
+ * the work queue when the disk must be waited for. */
+static void h_read(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    if (serve_read(s, call, true))
+        return;
+    struct read_job *j = malloc(sizeof(*j));
+    if (j) {
+        *j = (struct read_job){ s, call };
+        if (workq_push(s->wq, read_job_run, j) == 0)
+            return;
+        free(j);
+    }
+    serve_read(s, call, false); /* no queue: block here rather than fail */
 }
 
 static void h_query(struct rpc_call *call, void *arg)
@@ -509,7 +562,8 @@ int stg_service_attach(struct stg_service *s, struct rpc_server *srv)
         { STG_LIST, h_list },     { STG_SYNC, h_sync },         { STG_STATFS, h_statfs },
     };
     for (size_t i = 0; i < ARRAY_SIZE(tab); i++) {
-        int rc = rpc_server_handle(srv, tab[i].method, RPC_EXEC_WORKER, tab[i].fn, s);
+        enum rpc_exec ex = tab[i].method == STG_READ ? RPC_EXEC_INLINE : RPC_EXEC_WORKER;
+        int rc = rpc_server_handle(srv, tab[i].method, ex, tab[i].fn, s);
         if (rc < 0)
             return rc;
     }
