@@ -22,7 +22,16 @@ struct cfs {
     /* open handles per inode and the end this client wrote through them */
     pthread_mutex_t writers_mu;
     struct cfs_writer *writers[256];
+    /* Directory listings the kernel may keep (FOPEN_CACHE_DIR): the mtime
+     * each directory had at its last opendir; an unchanged mtime at the
+     * next opendir lets the kernel reuse its cached listing. */
+    pthread_mutex_t dircache_mu;
+    struct { uint64_t ino; int64_t mtime_ns; } dircache[1024];
 };
+
+/* Record dir ino's mtime at opendir; true when it equals the last one
+ * recorded (the kernel's cached listing is still current). */
+bool cfs_dircache_check(struct cfs *fs, uint64_t ino, int64_t mtime_ns);
 
 /* An open file. */
 struct cfs_fh {

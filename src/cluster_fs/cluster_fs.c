@@ -27,6 +27,7 @@ void *cfs_new(const struct cfs_opts *o, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&fs->dircache_mu, NULL);
     fs->o = *o;
     if (fs->o.readdir_batch == 0)
         fs->o.readdir_batch = 1024;
@@ -74,6 +75,7 @@ void cfs_free(void *p)
     if (fs->mgc)
         mgc_stop(fs->mgc);
     pthread_mutex_destroy(&fs->writers_mu);
+    pthread_mutex_destroy(&fs->dircache_mu);
     free(fs);
 }
 

@@ -64,7 +64,24 @@ static void opendir_done(void *arg, int status, const struct meta_resp *resp)
     struct vfs_fuse_open_out o;
     memset(&o, 0, sizeof(o));
     o.fh = (uint64_t)(uintptr_t)d;
+    /* the kernel caches the listing; it drops it itself when this mount
+     * changes the directory, and we keep it only while meta's mtime says
+     * no other client did */
+    o.open_flags = FOPEN_CACHE_DIR;
+    if (cfs_dircache_check(req_fs(r), d->ino, resp->inode.mtime_ns))
+        o.open_flags |= FOPEN_KEEP_CACHE;
     vfs_reply_open(r, &o);
+}
+
+bool cfs_dircache_check(struct cfs *fs, uint64_t ino, int64_t mtime_ns)
+{
+    size_t slot = (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 54) % 1024;
+    pthread_mutex_lock(&fs->dircache_mu);
+    bool same = fs->dircache[slot].ino == ino && fs->dircache[slot].mtime_ns == mtime_ns;
+    fs->dircache[slot].ino = ino;
+    fs->dircache[slot].mtime_ns = mtime_ns;
+    pthread_mutex_unlock(&fs->dircache_mu);
+    return same;
 }
 
 void cfs_opendir(struct vfs_req *r, uint64_t ino, int flags)

@@ -484,6 +484,29 @@ def in_child(fn, *args, uid=None, gid=None, groups=(), timeout=60.0):
 
 # ---------------------------------------------------------------- cluster
 
+def free_base_port(span=40):
+    """A base port with base..base+span all free on 127.0.0.1 (every test
+    cluster gets its own range, so two clusters never share a port)."""
+    import random
+    import socket
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - span)
+        socks = []
+        try:
+            for p in range(base, base + span):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free port range on 127.0.0.1")
+
+
 class Cluster:
     """One `valorfs up` cluster for the whole session, on a private tmpfs."""
 
@@ -492,7 +515,7 @@ class Cluster:
         root = Path(self.scratch.root)
         self.data, self.mnt = root / "data", root / "mnt"
         self.mnt.mkdir()
-        port = port or 20000 + os.getpid() % 20000
+        port = free_base_port()  # (a fixed port could collide with another test cluster)
         out = subprocess.run([CLI, "up", f"--data={self.data}", f"--mount={self.mnt}",
                               f"--base-port={port}", "--lease-ms=20000", *extra,
                               *os.environ.get("VALORFS_CLUSTER_UP_ARGS", "").split()],
