@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client/mgmtd_client.h"
 #include "proto/mgmtd_proto.h"
 #include "rpc/rpc.h"
 #include "tools/cli.h"
@@ -175,10 +176,8 @@ static void status_json(const struct mg_routing *r, FILE *f)
         fprintf(f, "%s{\"id\":%u,\"version\":%" PRIu64 ",\"targets\":[", i ? "," : "", c->id,
                 c->version);
         for (uint32_t j = 0; j < c->ntargets; j++) {
-            uint8_t st = 0;
-            for (uint32_t k = 0; k < r->ntargets; k++)
-                if (r->targets[k].id == c->targets[j])
-                    st = r->targets[k].state;
+            const struct mg_target *tg = mgc_find_target(r, c->targets[j]);
+            uint8_t st = tg ? tg->state : 0;
             fprintf(f, "%s{\"id\":%u,\"state\":", j ? "," : "", c->targets[j]);
             json_str(f, vf_target_state_name(st));
             fputc('}', f);
@@ -243,10 +242,8 @@ static void status_text(const struct mg_routing *r, FILE *f)
         snprintf(id, sizeof(id), "%u", c->id);
         snprintf(ver, sizeof(ver), "%" PRIu64, c->version);
         for (uint32_t j = 0; j < c->ntargets; j++) {
-            uint8_t st = 0;
-            for (uint32_t k = 0; k < r->ntargets; k++)
-                if (r->targets[k].id == c->targets[j])
-                    st = r->targets[k].state;
+            const struct mg_target *tg = mgc_find_target(r, c->targets[j]);
+            uint8_t st = tg ? tg->state : 0;
             size_t used = strlen(list);
             snprintf(list + used, sizeof(list) - used, "%s%u(%s)", j ? " → " : "", c->targets[j],
                      vf_target_state_name(st));

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "client/mgmtd_client.h"
 #include "proto/meta_proto.h"
 #include "proto/storage_proto.h"
 #include "rpc/rpc.h"
@@ -61,12 +62,7 @@ static int get_inode(struct rpc_client *rpc, const struct mg_routing *r, uint64_
 static int chunk_meta(struct rpc_client *rpc, const struct mg_routing *r, uint32_t target,
                       uint64_t ino, uint32_t index, struct stg_chunk_meta *out)
 {
-    const char *addr = NULL;
-    for (uint32_t i = 0; i < r->ntargets && !addr; i++)
-        if (r->targets[i].id == target)
-            for (uint32_t j = 0; j < r->nnodes; j++)
-                if (r->nodes[j].id == r->targets[i].node_id)
-                    addr = r->nodes[j].addr;
+    const char *addr = mgc_target_addr(r, target);
     if (!addr)
         return VF_E_NO_ROUTE;
     struct stg_chunk_meta_req req = {.target_id = target, .chunk = {.ino = ino, .index = index}};
@@ -80,14 +76,6 @@ static int chunk_meta(struct rpc_client *rpc, const struct mg_routing *r, uint32
         st = RPC_E_PROTO;
     free(resp);
     return st;
-}
-
-static const struct mg_chain *find_chain(const struct mg_routing *r, uint32_t id)
-{
-    for (uint32_t i = 0; i < r->nchains; i++)
-        if (r->chains[i].id == id)
-            return &r->chains[i];
-    return NULL;
 }
 
 int cmd_layout(int argc, char **argv)
@@ -180,7 +168,7 @@ int cmd_layout(int argc, char **argv)
     }
     for (uint64_t i = 0; i < nchunks && l->nchains; i++) {
         uint32_t chain_id = l->chains[i % l->nchains];
-        const struct mg_chain *ch = find_chain(&r, chain_id);
+        const struct mg_chain *ch = mgc_find_chain(&r, chain_id);
         char idx[24], chs[16];
         snprintf(idx, sizeof(idx), "%" PRIu64, i);
         snprintf(chs, sizeof(chs), "%u", chain_id);
