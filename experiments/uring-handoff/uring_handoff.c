@@ -554,6 +554,8 @@ static void on_term(int sig) { (void)sig; atomic_store(&g_stop, 1); }
 static atomic_int g_want_resend, g_want_stats;
 static void on_usr1(int sig) { (void)sig; atomic_store(&g_want_stats, 1); }
 static void on_usr2(int sig) { (void)sig; atomic_store(&g_want_resend, 1); }
+static atomic_int g_want_adopt;
+static void on_winch(int sig) { (void)sig; atomic_store(&g_want_adopt, 1); }
 
 static int send_fd(int sock, int fd, const void *data, size_t len)
 {
@@ -604,6 +606,28 @@ static void stats(void)
         atomic_load(&g_resent_seen));
 }
 
+/* answer every request a dead predecessor's entries still hold: their
+ * headers (commit_id, request) live in the shared arena at the same address */
+static int adopt(struct io_uring *ring, int fd, int gen)
+{
+    int n = 0;
+    if (gen < 0)
+        return 0;
+    for (int q = 0; q < g_nq; q++)
+        for (int i = 0; i < g_depth; i++) {
+            struct ent *e = ent_at(gen, q, i);
+            uint64_t cid = e->hdr->ring_ent_in_out.commit_id;
+            struct fuse_in_header h;
+            memcpy(&h, e->hdr->in_out, sizeof(h));
+            if (cid == 0 || h.unique != cid)
+                continue; /* never used, or already answered (out header written) */
+            LOG("adopt: gen%d q%d slot%d header has commit_id=%#" PRIx64 ", answering it", gen, q,
+                i, cid);
+            n += ring_answer(ring, e, fd, "adopt");
+        }
+    return n;
+}
+
 static int daemon_main(const struct daemon_opts *o)
 {
     snprintf(g_who, sizeof(g_who), "%s", o->name);
@@ -611,6 +635,7 @@ static int daemon_main(const struct daemon_opts *o)
     signal(SIGTERM, on_term);
     signal(SIGUSR1, on_usr1);
     signal(SIGUSR2, on_usr2);
+    signal(SIGWINCH, on_winch);
     if (map_arena() < 0)
         return 1;
     int fd = g_devfd; /* the master fd, inherited: ring commands go here */
@@ -647,19 +672,7 @@ static int daemon_main(const struct daemon_opts *o)
         }
     }
     /* adopt: answer whatever the dead predecessor's entries still hold */
-    int adopted = 0;
-    if (o->adopt_gen >= 0) {
-        for (int q = 0; q < g_nq; q++)
-            for (int i = 0; i < g_depth; i++) {
-                struct ent *e = ent_at(o->adopt_gen, q, i);
-                uint64_t cid = e->hdr->ring_ent_in_out.commit_id;
-                if (cid == 0)
-                    continue;
-                LOG("adopt: gen%d q%d slot%d header has commit_id=%#" PRIx64 ", answering it", e->gen,
-                    q, i, cid);
-                adopted += ring_answer(&ring, e, fd, "adopt");
-            }
-    }
+    int adopted = adopt(&ring, fd, o->adopt_gen);
     for (int q = 0; q < g_nq; q++)
         for (int i = 0; i < g_depth; i++)
             prep(&ring, ent_at(o->gen, q, i), FUSE_IO_URING_CMD_REGISTER, 0, fd);
@@ -673,6 +686,11 @@ static int daemon_main(const struct daemon_opts *o)
     while (!atomic_load(&g_stop)) {
         if (atomic_exchange(&g_want_stats, 0))
             stats();
+        if (atomic_exchange(&g_want_adopt, 0)) {
+            int n = adopt(&ring, fd, 1 - o->gen);
+            io_uring_submit(&ring);
+            LOG("late adopt of gen%d: %d request(s) answered", 1 - o->gen, n);
+        }
         if (atomic_exchange(&g_want_resend, 0)) {
             rc = send_resend(fd);
             LOG("wrote FUSE_NOTIFY_RESEND to /dev/fuse: %s", rc ? strerror(-rc) : "ok");
@@ -696,8 +714,19 @@ static int daemon_main(const struct daemon_opts *o)
         ring_answer(&ring, e, fd, "ring");
         io_uring_submit(&ring);
     }
+    /* answer what was already delivered, then tear the ring down */
+    int drained = 0;
+    struct io_uring_cqe *dq;
+    while (io_uring_peek_cqe(&ring, &dq) == 0) {
+        struct ent *e = io_uring_cqe_get_data(dq);
+        int res = dq->res;
+        io_uring_cqe_seen(&ring, dq);
+        if (res >= 0)
+            drained += ring_answer(&ring, e, fd, "drain");
+    }
+    io_uring_submit(&ring);
     stats();
-    LOG("graceful exit: io_uring_queue_exit");
+    LOG("graceful exit: answered %d delivered requests, io_uring_queue_exit", drained);
     io_uring_queue_exit(&ring);
     atomic_store(&g_stop, 1);
     LOG("exiting");
@@ -1046,7 +1075,7 @@ static void scenario_crash(int busy, int ringfd, int adopt)
 }
 
 /* graceful: generations of daemons replace each other under load */
-static void scenario_graceful(int rounds)
+static void scenario_graceful(int rounds, int adopt_after)
 {
     g_shm = mmap(NULL, sizeof(*g_shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     memset(g_shm, 0, sizeof(*g_shm));
@@ -1079,6 +1108,9 @@ static void scenario_graceful(int rounds)
         int st;
         if (!wait_for(cur, 3000, &st))
             LOG("old daemon %d did not exit", cur);
+        show_conn("old daemon gone");
+        if (adopt_after)
+            kill(next, SIGWINCH);
         cur = next;
         /* any loop stuck? check progress over 1.5 s */
         for (int i = 0; i < nloops; i++)
@@ -1123,7 +1155,8 @@ int main(int argc, char **argv)
                 "  crash-busy        kill -9 A while it holds a read; B registers + RESEND\n"
                 "  crash-busy-ringfd as crash-busy, K holds a dup of A's ring fd\n"
                 "  crash-adopt       as crash-busy, B answers A's held entry from the shared arena\n"
-                "  graceful          successive daemons register, then the old one exits\n",
+                "  graceful          successive daemons register, then the old one exits\n"
+                "  graceful-adopt    as graceful, the successor answers what the old one left\n",
                 argv[0]);
         return 2;
     }
@@ -1157,7 +1190,9 @@ int main(int argc, char **argv)
     else if (strcmp(sc, "crash-adopt") == 0)
         scenario_crash(1, 0, 1);
     else if (strcmp(sc, "graceful") == 0)
-        scenario_graceful(rounds);
+        scenario_graceful(rounds, 0);
+    else if (strcmp(sc, "graceful-adopt") == 0)
+        scenario_graceful(rounds, 1);
     else
         LOG("unknown scenario");
     keeper_cleanup();
