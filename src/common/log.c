@@ -14,6 +14,12 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 void log_init(enum log_level level) { log_current_level = level; }
 
+const char *log_level_name(enum log_level level)
+{
+    return (unsigned)level < sizeof(level_names) / sizeof(level_names[0]) ? level_names[level]
+                                                                          : "info";
+}
+
 int log_level_parse(const char *s)
 {
     for (unsigned i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)

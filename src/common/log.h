@@ -14,6 +14,7 @@ extern enum log_level log_current_level;
 void log_init(enum log_level level);
 /* Parses "error|warn|info|debug"; returns -1 if unknown. */
 int log_level_parse(const char *s);
+const char *log_level_name(enum log_level level);
 void log_emit(enum log_level level, const char *comp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -124,6 +124,9 @@ static void *classic_main(void *arg)
     vfs_current_chan = c;
     struct vfs_req *r = &c->slots[0];
     while (!atomic_load(&c->s->stopping)) {
+        chan_pause_point(c);
+        if (atomic_load(&c->s->stopping))
+            break;
         ssize_t n = read_frame(c, r);
         if (n < 0) {
             conn_gone(c);
@@ -202,6 +205,9 @@ static void *xfuse_main(void *arg)
     int gone = 0;
 
     while (!gone && !atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+        chan_pause_point(c);
+        if (atomic_load(&s->stopping))
+            break;
         int progress = 0, nread = 0;
         struct io_uring_cqe *cqe;
         while (io_uring_peek_cqe(&c->ring, &cqe) == 0) {
@@ -209,7 +215,8 @@ static void *xfuse_main(void *arg)
             progress = 1;
         }
         struct vfs_req *r;
-        while ((r = free_slot(c)) != NULL) {
+        while (!atomic_load_explicit(&s->paused, memory_order_relaxed) &&
+               (r = free_slot(c)) != NULL) {
             ssize_t n = read_frame(c, r);
             if (n < 0) {
                 gone = 1;
@@ -239,7 +246,7 @@ static void *xfuse_main(void *arg)
         if (leader) {
             /* nothing else to wait for: a plain blocking read is the
              * cheapest sleep (one syscall, woken by the request itself) */
-            if (c->aio_inflight == 0 && (r = free_slot(c)) != NULL) {
+            if (c->aio_inflight == 0 && !atomic_load(&s->paused) && (r = free_slot(c)) != NULL) {
                 r->reply_fd = c->fd_block;
                 ssize_t n = read(c->fd_block, r->buf, r->buf_cap);
                 if (n > 0) {

@@ -2,12 +2,18 @@
  * Opcodes the backend does not implement are answered ENOSYS, which the
  * kernel remembers for those where the protocol lets it stop sending. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "fuse/engine_internal.h"
 
 #define NEED(fn) do { if (ops->fn == NULL) { vfs_reply_err(r, ENOSYS); return; } } while (0)
+/* The kernel names handles by their slot in the handoff region; the
+ * backend gets its own fh back (ho_backend_fh answers EBADF on a bad one). */
+#define BFH(var, kfh) uint64_t var; if (ho_backend_fh(r, (kfh), &var) < 0) return
+/* Opens reserve the handle slot the reply will fill. */
+#define RESERVE_FH() do { if (s->ho && (r->kfh = ho_fh_reserve(s->ho)) == 0) { vfs_reply_err(r, ENFILE); return; } } while (0)
 
 static void do_forget_batch(struct vfs_session *s, const struct fuse_msg *m)
 {
@@ -16,6 +22,8 @@ static void do_forget_batch(struct vfs_session *s, const struct fuse_msg *m)
     for (uint32_t i = 0; i < b->count; i++) {
         struct fuse_forget_one f;
         memcpy(&f, &one[i], sizeof(f));
+        if (s->ho)
+            ho_node_forget(s->ho, f.nodeid, f.nlookup);
         if (s->ops->forget)
             s->ops->forget(s->fs, f.nodeid, f.nlookup);
     }
@@ -37,11 +45,15 @@ void vfs_dispatch(struct vfs_req *r)
     r->ctx = (struct vfs_ctx){ m->uid, m->gid, m->pid };
     atomic_store_explicit(&r->interrupted, 0, memory_order_relaxed);
     atomic_store_explicit(&r->unique, m->unique, memory_order_release);
+    r->kfh = 0;
+    ho_before_dispatch(r);
 
     switch (m->opcode) {
     case FUSE_LOOKUP: NEED(lookup); ops->lookup(r, ino, m->name); return;
     case FUSE_FORGET: {
         const struct fuse_forget_in *f = m->op;
+        if (s->ho)
+            ho_node_forget(s->ho, ino, f->nlookup);
         if (ops->forget)
             ops->forget(s->fs, ino, f->nlookup);
         finish_noreply(r);
@@ -60,11 +72,25 @@ void vfs_dispatch(struct vfs_req *r)
     case FUSE_GETATTR: {
         NEED(getattr);
         const struct fuse_getattr_in *in = m->op;
-        uint64_t fh = in->fh;
-        ops->getattr(r, ino, (in->getattr_flags & FUSE_GETATTR_FH) ? &fh : NULL);
+        if (in->getattr_flags & FUSE_GETATTR_FH) {
+            BFH(fh, in->fh);
+            ops->getattr(r, ino, &fh);
+        } else {
+            ops->getattr(r, ino, NULL);
+        }
         return;
     }
-    case FUSE_SETATTR: NEED(setattr); ops->setattr(r, ino, m->op); return;
+    case FUSE_SETATTR: {
+        NEED(setattr);
+        struct fuse_setattr_in in;
+        memcpy(&in, m->op, sizeof(in));
+        if (in.valid & FATTR_FH) {
+            BFH(fh, in.fh);
+            in.fh = fh;
+        }
+        ops->setattr(r, ino, &in);
+        return;
+    }
     case FUSE_READLINK: NEED(readlink); ops->readlink(r, ino); return;
     case FUSE_SYMLINK: NEED(symlink); ops->symlink(r, m->name2, ino, m->name); return;
     case FUSE_MKNOD: {
@@ -102,6 +128,7 @@ void vfs_dispatch(struct vfs_req *r)
     case FUSE_OPEN: {
         NEED(open);
         const struct fuse_open_in *in = m->op;
+        RESERVE_FH();
         ops->open(r, ino, (int)in->flags);
         return;
     }
@@ -109,26 +136,31 @@ void vfs_dispatch(struct vfs_req *r)
         NEED(read);
         const struct fuse_read_in *in = m->op;
         if (in->size > VFS_MAX_WRITE) { vfs_reply_err(r, EINVAL); return; }
-        ops->read(r, ino, in->fh, in->offset, in->size);
+        BFH(fh, in->fh);
+        ops->read(r, ino, fh, in->offset, in->size);
         return;
     }
     case FUSE_WRITE: {
         NEED(write);
         const struct fuse_write_in *in = m->op;
-        ops->write(r, ino, in->fh, in->offset, m->data, m->data_len, in->write_flags);
+        BFH(fh, in->fh);
+        ops->write(r, ino, fh, in->offset, m->data, m->data_len, in->write_flags);
         return;
     }
     case FUSE_STATFS: NEED(statfs); ops->statfs(r, ino); return;
     case FUSE_RELEASE: {
         const struct fuse_release_in *in = m->op;
+        BFH(fh, in->fh);
+        r->kfh = in->fh; /* freed when answered */
         if (ops->release == NULL) { vfs_reply_err(r, 0); return; }
-        ops->release(r, ino, in->fh, (int)in->flags);
+        ops->release(r, ino, fh, (int)in->flags);
         return;
     }
     case FUSE_FSYNC: {
         NEED(fsync);
         const struct fuse_fsync_in *in = m->op;
-        ops->fsync(r, ino, in->fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
+        BFH(fh, in->fh);
+        ops->fsync(r, ino, fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
         return;
     }
     case FUSE_SETXATTR: {
@@ -152,13 +184,16 @@ void vfs_dispatch(struct vfs_req *r)
     case FUSE_REMOVEXATTR: NEED(removexattr); ops->removexattr(r, ino, m->name); return;
     case FUSE_FLUSH: {
         const struct fuse_flush_in *in = m->op;
+        BFH(fh, in->fh);
+        r->kfh = in->fh;
         if (ops->flush == NULL) { vfs_reply_err(r, 0); return; }
-        ops->flush(r, ino, in->fh, in->lock_owner);
+        ops->flush(r, ino, fh, in->lock_owner);
         return;
     }
     case FUSE_OPENDIR: {
         const struct fuse_open_in *in = m->op;
         NEED(opendir);
+        RESERVE_FH();
         ops->opendir(r, ino, (int)in->flags);
         return;
     }
@@ -167,19 +202,23 @@ void vfs_dispatch(struct vfs_req *r)
         NEED(readdir);
         const struct fuse_read_in *in = m->op;
         if (in->size > VFS_MAX_WRITE) { vfs_reply_err(r, EINVAL); return; }
-        ops->readdir(r, ino, in->fh, in->offset, in->size, m->opcode == FUSE_READDIRPLUS);
+        BFH(fh, in->fh);
+        ops->readdir(r, ino, fh, in->offset, in->size, m->opcode == FUSE_READDIRPLUS);
         return;
     }
     case FUSE_RELEASEDIR: {
         const struct fuse_release_in *in = m->op;
+        BFH(fh, in->fh);
+        r->kfh = in->fh; /* freed when answered */
         if (ops->releasedir == NULL) { vfs_reply_err(r, 0); return; }
-        ops->releasedir(r, ino, in->fh);
+        ops->releasedir(r, ino, fh);
         return;
     }
     case FUSE_FSYNCDIR: {
         NEED(fsyncdir);
         const struct fuse_fsync_in *in = m->op;
-        ops->fsyncdir(r, ino, in->fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
+        BFH(fh, in->fh);
+        ops->fsyncdir(r, ino, fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC);
         return;
     }
     case FUSE_ACCESS: {
@@ -191,26 +230,36 @@ void vfs_dispatch(struct vfs_req *r)
     case FUSE_CREATE: {
         NEED(create);
         const struct fuse_create_in *in = m->op;
-        ops->create(r, ino, m->name, in->mode, (int)in->flags, in->umask);
+        RESERVE_FH();
+        int flags = (int)in->flags;
+        /* resent after a crash and maybe already applied: the file may
+         * exist because of this very request, so open it if it does */
+        if (r->tolerant)
+            flags &= ~O_EXCL;
+        ops->create(r, ino, m->name, in->mode, flags, in->umask);
         return;
     }
     case FUSE_FALLOCATE: {
         NEED(fallocate);
         const struct fuse_fallocate_in *in = m->op;
-        ops->fallocate(r, ino, in->fh, (int)in->mode, in->offset, in->length);
+        BFH(fh, in->fh);
+        ops->fallocate(r, ino, fh, (int)in->mode, in->offset, in->length);
         return;
     }
     case FUSE_LSEEK: {
         NEED(lseek);
         const struct fuse_lseek_in *in = m->op;
-        ops->lseek(r, ino, in->fh, in->offset, (int)in->whence);
+        BFH(fh, in->fh);
+        ops->lseek(r, ino, fh, in->offset, (int)in->whence);
         return;
     }
     case FUSE_COPY_FILE_RANGE: {
         NEED(copy_file_range);
         const struct fuse_copy_file_range_in *in = m->op;
-        ops->copy_file_range(r, ino, in->fh_in, in->off_in, in->nodeid_out, in->fh_out,
-                             in->off_out, in->len, in->flags);
+        BFH(fh_in, in->fh_in);
+        BFH(fh_out, in->fh_out);
+        ops->copy_file_range(r, ino, fh_in, in->off_in, in->nodeid_out, fh_out, in->off_out,
+                             in->len, in->flags);
         return;
     }
     case FUSE_SYNCFS: NEED(syncfs); ops->syncfs(r); return;

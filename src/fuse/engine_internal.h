@@ -19,6 +19,7 @@
 
 #include "fuse/adaptive_wait.h"
 #include "fuse/decode.h"
+#include "fuse/handoff.h"
 #include "fuse/session.h"
 #include "fuse/vfs.h"
 
@@ -61,6 +62,14 @@ struct vfs_req {
     void *reply_buf;
     /* uring: the entry's header area */
     struct fuse_uring_req_header *hdr;
+
+    /* handoff (handoff.h): the kernel fh slot this request names (READ,
+     * RELEASE…) or reserved for the handle it opens (OPEN, CREATE, OPENDIR) */
+    uint64_t kfh;
+    struct ho_rec *rec;   /* this slot's request record, NULL if none */
+    uint8_t resend;       /* kernel resent it after a crash */
+    uint8_t tolerant;     /* resent and possibly applied already: see takeover.c */
+    uint8_t counted;      /* its entry was counted by the previous daemon */
 
     vfs_aio_cb aio_cb;
     void *aio_arg;
@@ -133,6 +142,22 @@ struct vfs_session {
     int stop_pipe[2];
     pthread_t dev_reader; /* uring mode: /dev/fuse reader beside the rings */
     int dev_reader_started;
+
+    /* handoff: the shared state region, and the keeper link (takeover.c) */
+    struct ho_region *ho;
+    int ho_full_warned;
+    int keeper_fd;        /* -1 without a keeper */
+    int keeper_mode;      /* enum kp_mode of this daemon */
+    uint64_t generation;
+    int old_region_fd;    /* restart: the dead daemon's region */
+    int old_chans[256];   /* restart: its channel fds (dups held by the keeper) */
+    int nold_chans;
+    struct ho_imported imported; /* records of requests the predecessor took */
+    _Atomic int paused;   /* draining for an upgrade: channels park */
+    _Atomic int handed_over; /* a successor serves: leave without unmounting */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+    int parked;
 };
 
 /* The kernel orders FUSE traffic: a request it sends after receiving a
@@ -164,6 +189,27 @@ static inline void kernel_hb_acquire(struct vfs_session *s)
     (void)s;
 #endif
 }
+
+/* takeover.c: channels call chan_pause_point() before taking new
+ * requests; it parks the thread while the session is paused. */
+void chan_park(struct vfs_chan *c);
+static inline void chan_pause_point(struct vfs_chan *c)
+{
+    if (__builtin_expect(atomic_load_explicit(&c->s->paused, memory_order_relaxed), 0))
+        chan_park(c);
+}
+/* Before dispatch: request record, resend detection. After an answer has
+ * been built: node counting and handle bookkeeping (see handoff.h). */
+void ho_before_dispatch(struct vfs_req *r);
+/* Returns 1 when the reply was taken over (a tolerant resend re-dispatched). */
+int ho_on_reply(struct vfs_req *r, int error, const void *payload, size_t len);
+/* Lookup references handed to the kernel by an entry / a READDIRPLUS
+ * buffer; an open reply's backend fh becomes the kernel fh returned. */
+void ho_count_entry(struct vfs_req *r, uint64_t nodeid);
+void ho_count_direntplus(struct vfs_req *r, const void *buf, size_t len);
+uint64_t ho_open_reply(struct vfs_req *r, uint64_t backend_fh, int is_dir);
+/* The backend fh of kfh for request r, or -1 after answering EBADF. */
+int ho_backend_fh(struct vfs_req *r, uint64_t kfh, uint64_t *bfh);
 
 /* dispatch.c */
 void vfs_dispatch(struct vfs_req *r);

@@ -283,6 +283,19 @@ uint64_t ho_node_lookups(struct ho_region *h, uint64_t id)
     return v;
 }
 
+void ho_node_set_key(struct ho_region *h, uint64_t id, const void *key, size_t keylen)
+{
+    uint64_t hash = mix(id);
+    unsigned si = (unsigned)(hash % NSTRIPES);
+    pthread_mutex_lock(&h->stripe_lock[si]);
+    struct ho_node *n = node_find(stripe_hdr(h, si), hash, id, NULL);
+    if (n) {
+        n->keylen = (uint16_t)MIN(keylen, (size_t)HO_NODE_KEY_MAX);
+        memcpy(n->key, key, n->keylen);
+    }
+    pthread_mutex_unlock(&h->stripe_lock[si]);
+}
+
 uint64_t ho_node_forget(struct ho_region *h, uint64_t id, uint64_t count)
 {
     uint64_t hash = mix(id);

@@ -83,6 +83,7 @@ int ho_node_known(struct ho_region *h, uint64_t id);
 /* Drops n lookups; removes the node at zero. Returns what is left. */
 uint64_t ho_node_forget(struct ho_region *h, uint64_t id, uint64_t n);
 uint64_t ho_node_lookups(struct ho_region *h, uint64_t id); /* 0 if absent */
+void ho_node_set_key(struct ho_region *h, uint64_t id, const void *key, size_t keylen);
 uint64_t ho_node_count(struct ho_region *h);                 /* nodes present */
 typedef void (*ho_node_fn)(void *arg, uint64_t id, uint64_t nlookup, const void *key,
                            size_t keylen);
@@ -103,7 +104,7 @@ int ho_fh_lookup(struct ho_region *h, uint64_t kfh, uint64_t *bfh);
 void *ho_fh_blob(struct ho_region *h, uint64_t kfh);
 uint64_t ho_fh_count(struct ho_region *h); /* live slots */
 typedef void (*ho_fh_fn)(void *arg, uint64_t kfh, enum ho_fh_kind kind, uint64_t ino,
-                         uint32_t flags, const void *blob);
+                         uint32_t flags, void *blob);
 void ho_fh_foreach(struct ho_region *h, ho_fh_fn fn, void *arg);
 /* Replace the backend fh of a live slot (after restoring it). */
 void ho_fh_set_backend(struct ho_region *h, uint64_t kfh, uint64_t backend_fh);

@@ -39,6 +39,8 @@ void vfs_send(struct vfs_req *r, int error, const void *payload, size_t len)
 {
     if (error != 0)
         len = 0;
+    if (ho_on_reply(r, error, payload, len))
+        return; /* a resent request was answered another way */
     struct fuse_out_header oh = {
         .len = (uint32_t)(sizeof(oh) + len),
         .error = -error,
@@ -68,6 +70,7 @@ void vfs_reply_err(struct vfs_req *r, int err)
 
 void vfs_reply_entry(struct vfs_req *r, const struct fuse_entry_out *e)
 {
+    ho_count_entry(r, e->nodeid);
     vfs_send(r, 0, e, sizeof(*e));
 }
 
@@ -80,6 +83,8 @@ void vfs_reply_create(struct vfs_req *r, const struct fuse_entry_out *e,
     } out;
     out.e = *e;
     out.o = *o;
+    ho_count_entry(r, e->nodeid);
+    out.o.fh = ho_open_reply(r, o->fh, 0);
     vfs_send(r, 0, &out, sizeof(out));
 }
 
@@ -90,7 +95,9 @@ void vfs_reply_attr(struct vfs_req *r, const struct fuse_attr_out *a)
 
 void vfs_reply_open(struct vfs_req *r, const struct vfs_fuse_open_out *o)
 {
-    vfs_send(r, 0, o, sizeof(*o));
+    struct vfs_fuse_open_out out = *o;
+    out.fh = ho_open_reply(r, o->fh, r->m.opcode == FUSE_OPENDIR);
+    vfs_send(r, 0, &out, sizeof(out));
 }
 
 void vfs_reply_write(struct vfs_req *r, uint32_t count)
@@ -119,6 +126,8 @@ void vfs_reply_lseek(struct vfs_req *r, uint64_t offset)
 
 void vfs_reply_buf(struct vfs_req *r, const void *buf, size_t len)
 {
+    if (r->m.opcode == FUSE_READDIRPLUS)
+        ho_count_direntplus(r, buf, len);
     vfs_send(r, 0, buf, len);
 }
 

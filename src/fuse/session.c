@@ -19,6 +19,8 @@
 #include "common/util.h"
 #include "fuse/engine_internal.h"
 #include "fuse/mount.h"
+#include "fuse/takeover.h"
+#include "keeper/keeper_proto.h"
 
 void vfs_session_opts_default(struct vfs_session_opts *o)
 {
@@ -64,6 +66,10 @@ struct vfs_session *vfs_session_new(const struct vfs_ops *ops, void *fs,
     s->fs = fs;
     s->o = *o;
     s->devfd = -1;
+    s->keeper_fd = -1;
+    s->old_region_fd = -1;
+    pthread_mutex_init(&s->park_lock, NULL);
+    pthread_cond_init(&s->park_cond, NULL);
     atomic_init(&s->xfuse_leader, -1);
     if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         free(s);
@@ -76,13 +82,17 @@ uint32_t vfs_session_proto_minor(const struct vfs_session *s) { return s->proto_
 uint64_t vfs_session_flags(const struct vfs_session *s) { return s->flags; }
 enum vfs_transport vfs_session_active_transport(const struct vfs_session *s) { return s->active; }
 
-int vfs_session_mount(struct vfs_session *s, const char *mountpoint)
+int vfs_mount(const struct vfs_session_opts *o, const char *mountpoint, int *used_fusermount)
 {
     char opts[256];
-    snprintf(opts, sizeof(opts), "%s%s", s->o.default_permissions ? "default_permissions" : "",
-             s->o.allow_other ? (s->o.default_permissions ? ",allow_other" : "allow_other") : "");
-    int fd = fuse_mount_dir(mountpoint, s->o.fsname, s->o.subtype, opts,
-                            &s->mounted_with_fusermount);
+    snprintf(opts, sizeof(opts), "%s%s", o->default_permissions ? "default_permissions" : "",
+             o->allow_other ? (o->default_permissions ? ",allow_other" : "allow_other") : "");
+    return fuse_mount_dir(mountpoint, o->fsname, o->subtype, opts, used_fusermount);
+}
+
+int vfs_session_mount(struct vfs_session *s, const char *mountpoint)
+{
+    int fd = vfs_mount(&s->o, mountpoint, &s->mounted_with_fusermount);
     if (fd < 0)
         return fd;
     s->devfd = fd;
@@ -153,7 +163,16 @@ static int negotiate_init(struct vfs_session *s)
         if (s->o.writeback_cache)
             want |= FUSE_WRITEBACK_CACHE;
         s->active = s->o.transport;
-        if (s->o.transport == VFS_TRANSPORT_URING) {
+        if (s->o.transport == VFS_TRANSPORT_URING && s->keeper_fd >= 0) {
+            /* Linux 6.18 cannot hand io_uring queues to another process
+             * without losing requests (docs/uring-handoff-findings.md): a
+             * kept mount serves /dev/fuse, where NOTIFY_RESEND works */
+            s->active = VFS_TRANSPORT_XFUSE;
+            LOG_WARN("fuse", "transport uring under the keeper: FUSE-over-io_uring queues do not "
+                             "survive a daemon change on this kernel (requests in their entries "
+                             "are stranded); serving with xfuse so upgrades and restarts lose "
+                             "nothing. Mount with --no-keeper to use uring.");
+        } else if (s->o.transport == VFS_TRANSPORT_URING) {
             if (kflags & FUSE_OVER_IO_URING) {
                 want |= FUSE_OVER_IO_URING;
             } else {
@@ -307,37 +326,69 @@ static void wake_all(struct vfs_session *s)
     }
 }
 
+/* Take the mount over as this daemon's mode says; then the backend is
+ * ready and the INIT state known. */
+static int take_over(struct vfs_session *s)
+{
+    int rc = takeover_before_init(s);
+    if (rc < 0) {
+        LOG_ERROR("fuse", "handoff region: %s", strerror(-rc));
+        return rc;
+    }
+    if (s->keeper_fd < 0 || s->keeper_mode == KP_MODE_FIRST) {
+        rc = negotiate_init(s);
+        if (rc < 0) {
+            LOG_ERROR("fuse", "INIT failed: %s", strerror(-rc));
+            return rc;
+        }
+        takeover_after_init(s);
+        return s->ops->init ? s->ops->init(s->fs, s) : 0;
+    }
+    /* the backend comes up before the old daemon stops (upgrade) or
+     * before the kernel resends (restart), to keep the stall short */
+    if (s->ops->init && (rc = s->ops->init(s->fs, s)) < 0)
+        return rc;
+    if (s->keeper_mode == KP_MODE_UPGRADE)
+        return takeover_upgrade(s);
+    rc = takeover_restart(s);
+    if (rc < 0)
+        LOG_WARN("fuse", "continuing with empty state after a failed import");
+    return 0;
+}
+
 int vfs_session_run(struct vfs_session *s)
 {
     int conn_id = fuse_mount_conn_id(s->mountpoint);
-    int rc = negotiate_init(s);
-    if (rc < 0) {
-        LOG_ERROR("fuse", "INIT failed: %s", strerror(-rc));
+    takeover_install_signal();
+    int rc = take_over(s);
+    if (rc < 0)
         return rc;
-    }
-    if (s->ops->init) {
-        rc = s->ops->init(s->fs, s);
-        if (rc < 0)
-            return rc;
-    }
+    if (s->keeper_mode == KP_MODE_RESTART)
+        takeover_resend(s);
     rc = start_channels(s);
     if (rc < 0) {
         LOG_ERROR("fuse", "starting channels: %s", strerror(-rc));
         atomic_store(&s->stopping, 1);
     } else {
-        /* wait for a stop request or the connection to end */
-        struct pollfd p = { .fd = s->stop_pipe[0], .events = POLLIN };
+        takeover_announce(s, s->nchans);
+        /* wait for a stop request, the connection to end, or the keeper */
         while (!atomic_load(&s->stopping) && !atomic_load(&s->exited)) {
-            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            struct pollfd p[2] = { { .fd = s->stop_pipe[0], .events = POLLIN },
+                                   { .fd = s->keeper_fd, .events = POLLIN } };
+            if (poll(p, s->keeper_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
                 break;
             char tmp[16];
             while (read(s->stop_pipe[0], tmp, sizeof(tmp)) > 0) {
             }
+            if (s->keeper_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP)) && takeover_on_keeper(s))
+                break;
         }
     }
     int was_exited = atomic_load(&s->exited);
+    int handed_over = atomic_load(&s->handed_over);
     atomic_store(&s->stopping, 1);
-    if (!was_exited && s->mountpoint) {
+    takeover_release_parked(s);
+    if (!was_exited && !handed_over && s->mountpoint) {
         LOG_INFO("fuse", "unmounting %s", s->mountpoint);
         fuse_unmount_dir(s->mountpoint, s->mounted_with_fusermount);
         /* readers blocked in read(2) return even if the detached mount
@@ -349,7 +400,10 @@ int vfs_session_run(struct vfs_session *s)
         struct vfs_chan *c = s->chans[i];
         if (!c->thread_started)
             continue;
-        /* a classic reader may sit in read(2): abort makes it return */
+        /* a reader in read(2) returns on abort; after a handover the
+         * readers are parked, or woken from a sleep by SIGURG */
+        if (handed_over && c->mode != CHAN_URING)
+            pthread_kill(c->thread, SIGURG);
         pthread_join(c->thread, NULL);
     }
     static const char *const mode_names[] = { "classic", "xfuse", "uring" };
@@ -359,8 +413,12 @@ int vfs_session_run(struct vfs_session *s)
                  c->idx, mode_names[c->mode], (unsigned long long)c->nreq,
                  (unsigned long long)c->aw.hits, (unsigned long long)c->aw.misses);
     }
+    if (s->ho)
+        LOG_INFO("fuse", "lookup accounting at exit: %llu nodes held by the kernel, %llu open handles",
+                 (unsigned long long)ho_node_count(s->ho), (unsigned long long)ho_fh_count(s->ho));
     if (s->ops->destroy)
         s->ops->destroy(s->fs);
+    takeover_goodbye(s);
     return rc < 0 ? rc : 0;
 }
 
@@ -379,6 +437,10 @@ void vfs_session_free(struct vfs_session *s)
         chan_free(s->chans[i]);
     if (s->devfd >= 0)
         close(s->devfd);
+    if (s->keeper_fd >= 0)
+        close(s->keeper_fd);
+    ho_free(s->ho);
+    free(s->imported.recs);
     close(s->stop_pipe[0]);
     close(s->stop_pipe[1]);
     free(s->mountpoint);

@@ -33,6 +33,9 @@ struct vfs_session_opts {
     unsigned read_ahead_kb;
     int allow_other;      /* mount option allow_other */
     int default_permissions; /* kernel checks mode bits (default on) */
+    /* Capacity of the handoff tables (handoff.h); 0 = defaults (1 Mi
+     * nodes, 64 Ki handles). Beyond them nodes do not survive upgrades. */
+    unsigned handoff_nodes, handoff_handles;
     const char *fsname;   /* shown in /proc/mounts */
     const char *subtype;  /* "valorfs" → type fuse.valorfs */
 };
@@ -43,9 +46,22 @@ int vfs_transport_parse(const char *s, enum vfs_transport *t);
 
 struct vfs_session *vfs_session_new(const struct vfs_ops *ops, void *fs,
                                     const struct vfs_session_opts *o);
+/* Mounts a FUSE file system with the options of o at mountpoint; returns
+ * its /dev/fuse fd or -errno (for a keeper that serves nothing itself). */
+int vfs_mount(const struct vfs_session_opts *o, const char *mountpoint, int *used_fusermount);
 /* Opens /dev/fuse and mounts (mount(2) as root, fusermount3 otherwise).
  * Returns 0 or -errno. */
 int vfs_session_mount(struct vfs_session *s, const char *mountpoint);
+/* Instead of mounting: serve the mount a keeper holds (keeper/keeper.h).
+ * keeper_fd is this daemon's end of the keeper socket. Reads the keeper's
+ * HELLO (the /dev/fuse fd, the mountpoint, what a predecessor left);
+ * vfs_session_run() then takes over: a first daemon negotiates INIT; after
+ * a crash it imports the dead daemon's state and has the kernel resend the
+ * requests that daemon had read; in an upgrade it waits for the running
+ * daemon to drain and imports its sealed snapshot (a bad one is refused
+ * and the running daemon goes on). Returns 0 or -errno. */
+int vfs_session_attach_keeper(struct vfs_session *s, int keeper_fd);
+const char *vfs_session_mountpoint(const struct vfs_session *s);
 /* Serves until unmounted or stopped. Returns 0 on a clean end. */
 int vfs_session_run(struct vfs_session *s);
 /* Async-signal-safe: asks run() to unmount and return. */

@@ -32,6 +32,7 @@
 
 struct vfs_req;
 struct vfs_session;
+struct vfs_restore;
 
 /* Who asked: the calling process's credentials, as the kernel saw them. */
 struct vfs_ctx {
@@ -99,7 +100,37 @@ struct vfs_ops {
     void (*removexattr)(struct vfs_req *r, uint64_t ino, const char *name);
 
     void (*syncfs)(struct vfs_req *r);
+
+    /* Online upgrade and crash restart (fuse/handoff.h). Optional; without
+     * them node ids and handles do not survive a daemon change.
+     * node_key: up to cap bytes that let a successor find node ino again
+     * (passthrough: a file handle); called when the kernel first gets a
+     * reference to ino, from the thread answering that request. Returns
+     * the length (0: the id alone is enough). */
+    size_t (*node_key)(void *fs, uint64_t ino, void *key, size_t cap);
+    /* A successor learns a node the kernel holds (before serving). */
+    int (*restore_node)(void *fs, uint64_t ino, uint64_t nlookup, const void *key,
+                        size_t keylen, const struct vfs_restore *rc);
+    /* ... and an open handle: sets *fh to its new backend fh. blob is what
+     * the predecessor kept in vfs_req_fh_blob(), now this daemon's copy:
+     * update it for the next successor. After a restore the engine asks
+     * node_key() again, so keys describe this daemon too. */
+    int (*restore_handle)(void *fs, uint64_t ino, int is_dir, int flags, void *blob,
+                          const struct vfs_restore *rc, uint64_t *fh);
 };
+
+/* What a successor knows about its predecessor while restoring. */
+struct vfs_restore {
+    int old_pidfd; /* graceful upgrade: the predecessor, still alive; -1 after a crash */
+};
+/* A duplicate of the predecessor's descriptor old_fd (pidfd_getfd), or -errno. */
+int vfs_restore_getfd(const struct vfs_restore *rc, int old_fd);
+/* HO_FH_BLOB_MAX (32) bytes that travel with the handle the request names
+ * (or, in open/create/opendir, the handle being opened) to a successor
+ * daemon; NULL when there is none. */
+void *vfs_req_fh_blob(struct vfs_req *r);
+#define VFS_FH_BLOB_MAX 32
+#define VFS_NODE_KEY_MAX 48
 
 /* ---- request accessors ---- */
 const struct vfs_ctx *vfs_req_ctx(const struct vfs_req *r);

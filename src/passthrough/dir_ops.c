@@ -43,18 +43,29 @@ void pt_opendir(struct vfs_req *r, uint64_t ino, int flags)
         vfs_reply_err(r, ESTALE);
         return;
     }
-    struct pt_dir *d = malloc(sizeof(*d));
+    int fd = openat(n->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        vfs_reply_err(r, errno);
+        return;
+    }
+    struct pt_dir *d = pt_dir_from_fd(fs, fd);
     if (d == NULL) {
         vfs_reply_err(r, ENOMEM);
         return;
     }
-    d->fd = openat(n->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d->fd < 0) {
-        int e = errno;
-        free(d);
-        vfs_reply_err(r, e);
-        return;
+    pt_remember_fd(r, fd); /* a successor daemon takes the handle over through it */
+    struct vfs_fuse_open_out o = { .fh = (uint64_t)(uintptr_t)d };
+    vfs_reply_open(r, &o);
+}
+
+struct pt_dir *pt_dir_from_fd(struct pt_fs *fs, int fd)
+{
+    struct pt_dir *d = malloc(sizeof(*d));
+    if (d == NULL) {
+        close(fd);
+        return NULL;
     }
+    d->fd = fd;
     pthread_mutex_init(&d->lock, NULL);
     d->pos = 0;
     d->bpos = d->blen = 0;
@@ -65,8 +76,7 @@ void pt_opendir(struct vfs_req *r, uint64_t ino, int flags)
         fs->dirs->prev = d;
     fs->dirs = d;
     pthread_mutex_unlock(&fs->dirs_lock);
-    struct vfs_fuse_open_out o = { .fh = (uint64_t)(uintptr_t)d };
-    vfs_reply_open(r, &o);
+    return d;
 }
 
 static int fill(struct pt_dir *d)

@@ -115,6 +115,37 @@ struct pt_node *pt_table_ref(struct pt_table *t, int fd, dev_t dev, ino_t ino, m
     return n;
 }
 
+struct pt_node *pt_table_adopt(struct pt_table *t, uint64_t id, int fd, dev_t dev, ino_t ino,
+                               mode_t type, uint64_t nlookup)
+{
+    if (id <= 1) {
+        close(fd);
+        return NULL;
+    }
+    pthread_mutex_lock(&t->lock);
+    struct pt_node *n = t->by_id[hash64(id, t->nbuckets)];
+    while (n && n->id != id)
+        n = n->next_by_id;
+    if (n == NULL)
+        n = calloc(1, sizeof(*n));
+    else
+        n = NULL; /* taken */
+    if (n == NULL) {
+        pthread_mutex_unlock(&t->lock);
+        close(fd);
+        return NULL;
+    }
+    *n = (struct pt_node){ .id = id, .fd = fd, .dev = dev, .ino = ino, .type = type,
+                           .nlookup = nlookup };
+    if (id >= t->next_id)
+        t->next_id = id + 1;
+    if (t->count >= t->nbuckets)
+        grow(t);
+    insert(t, n);
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
 static void unlink_node(struct pt_table *t, struct pt_node *n)
 {
     struct pt_node **p = &t->by_id[hash64(n->id, t->nbuckets)];

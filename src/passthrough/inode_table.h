@@ -39,6 +39,11 @@ struct pt_node *pt_table_get(struct pt_table *t, uint64_t id);
  * closed) or a new one; either way its lookup count grows by one. NULL
  * (fd closed) on allocation failure. */
 struct pt_node *pt_table_ref(struct pt_table *t, int fd, dev_t dev, ino_t ino, mode_t type);
+/* Restoring a predecessor's node (online upgrade): take fd as node id with
+ * nlookup references; later ids are allocated above it. NULL (fd closed)
+ * on allocation failure or when id is taken. */
+struct pt_node *pt_table_adopt(struct pt_table *t, uint64_t id, int fd, dev_t dev, ino_t ino,
+                               mode_t type, uint64_t nlookup);
 /* Drop n lookups; frees the node at zero. */
 void pt_table_forget(struct pt_table *t, uint64_t id, uint64_t n);
 

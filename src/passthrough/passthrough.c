@@ -32,6 +32,7 @@ void *pt_new(const char *root_dir, const struct pt_opts *o)
         return NULL;
     fs->o = *o;
     pthread_mutex_init(&fs->dirs_lock, NULL);
+    fs->handle_mount_fd = -1;
     int fd = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -62,6 +63,8 @@ void pt_free(void *p)
     pt_dirs_free_all(fs);
     pthread_mutex_destroy(&fs->dirs_lock);
     close(fs->nodes.root.fd);
+    if (fs->handle_mount_fd >= 0)
+        close(fs->handle_mount_fd);
     pt_table_destroy(&fs->nodes);
     free(fs);
 }
@@ -387,7 +390,7 @@ static void pt_access(struct vfs_req *r, uint64_t ino, int mask)
 
 /* ---- files ---- */
 
-static int backing_flags(const struct pt_fs *fs, int flags)
+int pt_backing_flags(const struct pt_fs *fs, int flags)
 {
     flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
     if (fs->o.writeback) {
@@ -416,7 +419,7 @@ static void pt_create(struct vfs_req *r, uint64_t parent, const char *name, mode
     struct pt_fs *fs = vfs_req_fs(r);
     GET_NODE(p, parent);
     CHECK_NAME(name);
-    int fd = openat(p->fd, name, backing_flags(fs, flags) | O_CREAT, mode);
+    int fd = openat(p->fd, name, pt_backing_flags(fs, flags) | O_CREAT, mode);
     if (fd < 0) {
         vfs_reply_err(r, errno);
         return;
@@ -432,6 +435,7 @@ static void pt_create(struct vfs_req *r, uint64_t parent, const char *name, mode
     }
     struct vfs_fuse_open_out o;
     fill_open_out(fs, fd, flags, &o);
+    pt_remember_fd(r, fd);
     vfs_reply_create(r, &e, &o);
 }
 
@@ -456,7 +460,7 @@ static void pt_open(struct vfs_req *r, uint64_t ino, int flags)
     GET_NODE(n, ino);
     char path[64];
     pt_proc_path(n->fd, path, sizeof(path));
-    int fd = open(path, backing_flags(fs, flags));
+    int fd = open(path, pt_backing_flags(fs, flags));
     if (fd < 0) {
         vfs_reply_err(r, errno);
         return;
@@ -465,6 +469,7 @@ static void pt_open(struct vfs_req *r, uint64_t ino, int flags)
         kill_suid_on_trunc(r, fd);
     struct vfs_fuse_open_out o;
     fill_open_out(fs, fd, flags, &o);
+    pt_remember_fd(r, fd);
     vfs_reply_open(r, &o);
 }
 
@@ -705,6 +710,9 @@ const struct vfs_ops pt_ops = {
     .destroy = pt_destroy,
     .lookup = pt_lookup,
     .forget = pt_forget,
+    .node_key = pt_node_key,
+    .restore_node = pt_restore_node,
+    .restore_handle = pt_restore_handle,
     .getattr = pt_getattr,
     .setattr = pt_setattr,
     .readlink = pt_readlink,

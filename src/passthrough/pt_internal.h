@@ -19,6 +19,9 @@ struct pt_fs {
      * what is left. */
     pthread_mutex_t dirs_lock;
     struct pt_dir *dirs;
+    /* open_by_handle_at needs a descriptor that is not O_PATH; opened on
+     * the first crash restore (restore.c runs before serving, single-threaded) */
+    int handle_mount_fd;
 };
 
 /* Free every directory handle still open (at the end of the session). */
@@ -29,6 +32,18 @@ int pt_valid_name(const char *name);
 /* Resolve name under parent, take a lookup reference, fill the entry. */
 int pt_do_lookup(struct pt_fs *fs, struct pt_node *parent, const char *name,
                  struct fuse_entry_out *e);
+
+/* A directory handle reading fd (taken over; closed on failure), or NULL. */
+struct pt_dir *pt_dir_from_fd(struct pt_fs *fs, int fd);
+/* Online upgrade (restore.c). */
+size_t pt_node_key(void *fs, uint64_t ino, void *key, size_t cap);
+int pt_restore_node(void *fs, uint64_t ino, uint64_t nlookup, const void *key, size_t keylen,
+                    const struct vfs_restore *rc);
+int pt_restore_handle(void *fs, uint64_t ino, int is_dir, int flags, void *blob,
+                      const struct vfs_restore *rc, uint64_t *fh);
+int pt_backing_flags(const struct pt_fs *fs, int flags);
+/* Keep fd in the handle's blob for a successor daemon. */
+void pt_remember_fd(struct vfs_req *r, int fd);
 
 void pt_opendir(struct vfs_req *r, uint64_t ino, int flags);
 void pt_readdir(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, uint32_t size,

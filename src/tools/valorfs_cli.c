@@ -14,6 +14,8 @@ static const char usage[] =
     "  status    nodes, targets, chains and chain tables with states and versions\n"
     "  table     create or list chain tables\n"
     "  layout    a file's layout and which targets hold each chunk\n"
+    "  upgrade   replace the FUSE daemon of a mount without unmounting it\n"
+    "  mount-info  keeper, daemon and lookup accounting of a mount\n"
     "\n"
     "Every command takes --help. Machine-readable output: --json.\n"
     "Commands that talk to a cluster take --mgmtd=HOST:PORT[,HOST:PORT...] or\n"
@@ -26,7 +28,8 @@ int main(int argc, char **argv)
         int (*fn)(int, char **);
     } cmds[] = {
         {"up", cmd_up},       {"down", cmd_down},     {"status", cmd_status},
-        {"table", cmd_table}, {"layout", cmd_layout},
+        {"table", cmd_table}, {"layout", cmd_layout}, {"upgrade", cmd_upgrade},
+        {"mount-info", cmd_mount_info},
     };
     if (argc < 2) {
         fputs(usage, stderr);

@@ -19,6 +19,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "fuse/mount.h"
 #include "fuse/session.h"
 #include "cluster_fs/cluster_fs.h"
 #include "passthrough/passthrough.h"
@@ -80,6 +81,18 @@ static const char usage_text[] =
     "  --stripe=N            chains a new file spreads over, 0..64; 0 = the meta\n"
     "                        server's default (0)\n"
     "\n"
+    "Online upgrade and crash restart:\n"
+    "  By default the mount is held by valorfs-keeper, a small process that owns\n"
+    "  /dev/fuse and runs this daemon as its child: when the daemon dies it starts\n"
+    "  a new one that takes over the mount (requests in flight are resent by the\n"
+    "  kernel), and `valorfs upgrade MOUNTPOINT [--binary PATH]` replaces it with\n"
+    "  no unmount and no failed system call.\n"
+    "  --no-keeper           serve the mount directly (it ends with this process)\n"
+    "  --handoff-nodes=N     nodes the handoff state can track (default 1048576);\n"
+    "                        config key fuse.handoff_nodes\n"
+    "  --handoff-handles=N   open handles it can track (default 65536);\n"
+    "                        config key fuse.handoff_handles\n"
+    "\n"
     "General:\n"
     "  --config=FILE         read settings from FILE (INI: [fuse], [passthrough],\n"
     "                        [cluster], [log]); attr/entry timeouts of [passthrough]\n"
@@ -104,6 +117,8 @@ struct settings {
     int foreground;
     int log_level;
     int read_ahead_kb; /* -1: the backend's default */
+    int no_keeper;
+    int keeper_fd;     /* >= 0: a daemon started by the keeper */
 };
 
 static int parse_double(const char *s, double lo, double hi, double *out)
@@ -165,14 +180,18 @@ static int apply(struct settings *st, const char *key, const char *val)
     }
     if (!strcmp(key, "fuse.threads"))
         return parse_int(val, 1, 64, &st->fuse.threads);
-    if (!strcmp(key, "fuse.queue_depth"))
-        return parse_int(val, 1, 256, &st->fuse.queue_depth);
+    if (!strcmp(key, "fuse.queue_depth")) /* 64: request records per channel */
+        return parse_int(val, 1, 64, &st->fuse.queue_depth);
     if (!strcmp(key, "fuse.max_spin_us"))
         return parse_int(val, 0, 100000, &st->fuse.max_spin_us);
     if (!strcmp(key, "fuse.pin_threads"))
         return parse_bool(val, &st->fuse.pin_threads);
     if (!strcmp(key, "fuse.writeback_cache"))
         return parse_bool(val, &st->fuse.writeback_cache);
+    if (!strcmp(key, "fuse.handoff_nodes"))
+        return parse_u32(val, 1024, 1u << 26, &st->fuse.handoff_nodes);
+    if (!strcmp(key, "fuse.handoff_handles"))
+        return parse_u32(val, 256, 1u << 24, &st->fuse.handoff_handles);
     if (!strcmp(key, "fuse.read_ahead_kb"))
         return parse_int(val, 0, 1 << 20, &st->read_ahead_kb);
     if (!strcmp(key, "passthrough.direct_io"))
@@ -225,6 +244,7 @@ enum {
     OPT_BACKEND = 256, OPT_TRANSPORT, OPT_SHARE, OPT_THREADS, OPT_DEPTH, OPT_SPIN, OPT_NOPIN,
     OPT_WB, OPT_DIO, OPT_NOKEEP, OPT_ATTR, OPT_ENTRY, OPT_CONFIG, OPT_LOG, OPT_LOGFILE,
     OPT_META_TMO, OPT_IO_TMO, OPT_CONNECT_TMO, OPT_CHUNK, OPT_STRIPE, OPT_READAHEAD,
+    OPT_HO_NODES, OPT_HO_HANDLES, OPT_NO_KEEPER, OPT_KEEPER_FD,
 };
 
 static const struct option long_opts[] = {
@@ -249,6 +269,10 @@ static const struct option long_opts[] = {
     { "chunk-size", required_argument, NULL, OPT_CHUNK },
     { "stripe", required_argument, NULL, OPT_STRIPE },
     { "read-ahead-kb", required_argument, NULL, OPT_READAHEAD },
+    { "handoff-nodes", required_argument, NULL, OPT_HO_NODES },
+    { "handoff-handles", required_argument, NULL, OPT_HO_HANDLES },
+    { "no-keeper", no_argument, NULL, OPT_NO_KEEPER },
+    { "keeper-fd", required_argument, NULL, OPT_KEEPER_FD },
     { "foreground", no_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
@@ -272,6 +296,8 @@ static const char *opt_key(int opt)
     case OPT_CHUNK: return "cluster.chunk_size";
     case OPT_STRIPE: return "cluster.stripe";
     case OPT_READAHEAD: return "fuse.read_ahead_kb";
+    case OPT_HO_NODES: return "fuse.handoff_nodes";
+    case OPT_HO_HANDLES: return "fuse.handoff_handles";
     default: return NULL;
     }
 }
@@ -292,8 +318,11 @@ static int parse_args(int argc, char **argv, struct settings *st)
         const char *key = opt_key(opt);
         if (key) {
             if (apply(st, key, optarg) < 0) {
-                fprintf(stderr, "valorfs-fuse: bad value '%s' for --%s\n", optarg,
-                        long_opts[opt - OPT_BACKEND].name);
+                const char *name = "?";
+                for (const struct option *o = long_opts; o->name; o++)
+                    if (o->val == opt)
+                        name = o->name;
+                fprintf(stderr, "valorfs-fuse: bad value '%s' for --%s\n", optarg, name);
                 return -1;
             }
             continue;
@@ -306,6 +335,13 @@ static int parse_args(int argc, char **argv, struct settings *st)
         case OPT_NOKEEP: st->pt.keep_cache = 0; break;
         case OPT_CONFIG: break;
         case OPT_LOGFILE: st->log_file = optarg; break;
+        case OPT_NO_KEEPER: st->no_keeper = 1; break;
+        case OPT_KEEPER_FD:
+            if (parse_int(optarg, 0, 1 << 20, &st->keeper_fd) < 0) {
+                fprintf(stderr, "valorfs-fuse: bad value '%s' for --keeper-fd\n", optarg);
+                return -1;
+            }
+            break;
         case 'f': st->foreground = 1; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         case 'V': printf("valorfs-fuse %s\n", VALORFS_VERSION); exit(0);
@@ -377,15 +413,90 @@ static void on_signal(int sig)
         vfs_session_stop(g_session);
 }
 
+/* The path of the running binary, so the keeper can start it again. */
+static int self_exe(char *buf, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Default mode: mount, then become the keeper (exec valorfs-keeper from
+ * the same directory), which runs this binary again as the daemon with
+ * --keeper-fd. ready_fd (or -1) is written once the daemon serves. */
+static int launch_keeper(struct settings *st, int argc, char **argv, int ready_fd)
+{
+    char exe[4096], keeper[4200];
+    if (self_exe(exe, sizeof(exe)) < 0) {
+        fprintf(stderr, "valorfs-fuse: cannot find its own binary: %s\n", strerror(errno));
+        return 1;
+    }
+    const char *env = getenv("VALORFS_KEEPER");
+    if (env && *env) {
+        snprintf(keeper, sizeof(keeper), "%s", env);
+    } else {
+        snprintf(keeper, sizeof(keeper), "%s", exe);
+        char *slash = strrchr(keeper, '/');
+        snprintf(slash + 1, sizeof(keeper) - (size_t)(slash + 1 - keeper), "valorfs-keeper");
+    }
+    if (access(keeper, X_OK) < 0) {
+        fprintf(stderr, "valorfs-fuse: cannot run %s: %s (use --no-keeper to mount without it)\n",
+                keeper, strerror(errno));
+        return 1;
+    }
+    int used_fusermount = 0;
+    int devfd = vfs_mount(&st->fuse, st->mountpoint, &used_fusermount);
+    if (devfd < 0) {
+        fprintf(stderr, "valorfs-fuse: cannot mount %s: %s\n", st->mountpoint, strerror(-devfd));
+        return 1;
+    }
+    fcntl(devfd, F_SETFD, 0); /* the keeper inherits it */
+    char a_dev[32], a_mnt[4200], a_ready[32], a_log[32], a_logfile[4200];
+    snprintf(a_dev, sizeof(a_dev), "--dev-fd=%d", devfd);
+    snprintf(a_mnt, sizeof(a_mnt), "--mountpoint=%s", st->mountpoint);
+    snprintf(a_ready, sizeof(a_ready), "--ready-fd=%d", ready_fd);
+    snprintf(a_log, sizeof(a_log), "--log-level=%s", log_level_name((enum log_level)st->log_level));
+    char **kargv = calloc((size_t)argc + 10, sizeof(char *));
+    if (kargv == NULL)
+        return 1;
+    int k = 0;
+    kargv[k++] = keeper;
+    kargv[k++] = a_dev;
+    kargv[k++] = a_mnt;
+    kargv[k++] = a_ready;
+    kargv[k++] = a_log;
+    if (st->log_file) {
+        snprintf(a_logfile, sizeof(a_logfile), "--log-file=%s", st->log_file);
+        kargv[k++] = a_logfile;
+    }
+    if (!st->foreground)
+        kargv[k++] = (char *)"--detached";
+    kargv[k++] = (char *)"--";
+    kargv[k++] = exe;
+    for (int i = 1; i < argc; i++)
+        kargv[k++] = argv[i];
+    kargv[k++] = (char *)"--foreground";
+    kargv[k] = NULL;
+    execv(keeper, kargv);
+    fprintf(stderr, "valorfs-fuse: exec %s: %s\n", keeper, strerror(errno));
+    fuse_unmount_dir(st->mountpoint, used_fusermount);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    struct settings st = { .log_level = LOG_LVL_INFO, .read_ahead_kb = -1 };
+    struct settings st = { .log_level = LOG_LVL_INFO, .read_ahead_kb = -1, .keeper_fd = -1 };
     vfs_session_opts_default(&st.fuse);
     pt_opts_default(&st.pt);
     cfs_opts_default(&st.cfs);
     if (parse_args(argc, argv, &st) < 0)
         return 2;
     log_init((enum log_level)st.log_level);
+    const int daemon_of_keeper = st.keeper_fd >= 0;
+    if (daemon_of_keeper)
+        st.foreground = 1; /* the keeper is our parent and already detached */
 
     bool cluster = strncmp(st.backend, "cluster:", 8) == 0;
     if (!cluster && strncmp(st.backend, "passthrough:", 12) != 0) {
@@ -410,9 +521,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "valorfs-fuse: cannot open backend directory %s: %s\n", dir, strerror(errno));
             return 1;
         }
+        if (!st.no_keeper && !daemon_of_keeper) {
+            pt_free(fs); /* checked; the daemon opens it again */
+            fs = NULL;
+        }
     }
 
-    if (st.foreground && st.log_file && setup_log_fd(st.log_file, 0) < 0)
+    /* a daemon under a keeper keeps the caller's stderr until it has
+     * attached, so a first start's errors reach the caller */
+    if (st.foreground && st.log_file && !daemon_of_keeper && setup_log_fd(st.log_file, 0) < 0)
         return 1;
     if (!st.foreground && st.log_file && access(st.log_file, F_OK) != 0) {
         int fd = open(st.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -437,6 +554,15 @@ int main(int argc, char **argv)
         }
         close(ready[0]);
         setsid();
+    }
+    if (!st.no_keeper && !daemon_of_keeper) {
+        if (ready[1] >= 0) {
+            /* the keeper writes the ready byte once the daemon serves; until
+             * then errors still reach the caller's stderr */
+            int fl = fcntl(ready[1], F_GETFD);
+            fcntl(ready[1], F_SETFD, fl & ~FD_CLOEXEC);
+        }
+        return launch_keeper(&st, argc, argv, ready[1]);
     }
 
     if (cluster) {
@@ -465,11 +591,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "valorfs-fuse: out of memory\n");
         return 1;
     }
-    int rc = vfs_session_mount(g_session, st.mountpoint);
+    int rc = daemon_of_keeper ? vfs_session_attach_keeper(g_session, st.keeper_fd)
+                              : vfs_session_mount(g_session, st.mountpoint);
     if (rc < 0) {
-        fprintf(stderr, "valorfs-fuse: cannot mount %s: %s\n", st.mountpoint, strerror(-rc));
+        if (daemon_of_keeper)
+            fprintf(stderr, "valorfs-fuse: cannot take over from the keeper: %s\n", strerror(-rc));
+        else
+            fprintf(stderr, "valorfs-fuse: cannot mount %s: %s\n", st.mountpoint, strerror(-rc));
         return 1;
     }
+    if (daemon_of_keeper && st.log_file && setup_log_fd(st.log_file, 0) < 0)
+        return 1;
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -489,8 +621,9 @@ int main(int argc, char **argv)
         }
     }
     /* after the detach: the log may be a file by now */
-    LOG_INFO("main", "mounted %s backend=%s transport=%s", st.mountpoint, st.backend,
-             vfs_transport_name(st.fuse.transport));
+    LOG_INFO("main", "%s %s backend=%s transport=%s",
+             daemon_of_keeper ? "serving (under keeper)" : "mounted",
+             vfs_session_mountpoint(g_session), st.backend, vfs_transport_name(st.fuse.transport));
     rc = vfs_session_run(g_session);
     LOG_INFO("main", "stopped (%s)", rc == 0 ? "clean" : strerror(-rc));
     vfs_session_free(g_session);
