@@ -35,7 +35,7 @@
 #define HO_VERSION 2
 #define HO_NODE_KEY_MAX 48   /* bytes of backend key per node */
 #define HO_FH_BLOB_MAX 32    /* bytes of backend blob per handle */
-#define HO_REC_PER_CHAN 64   /* request records per channel (max queue depth) */
+#define HO_REC_PER_CHAN 256  /* request records per channel (max queue depth) */
 #define HO_MAX_CHANS 64
 
 enum ho_fh_kind { HO_FH_FILE = 0, HO_FH_DIR = 1 };

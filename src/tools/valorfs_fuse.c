@@ -180,8 +180,8 @@ static int apply(struct settings *st, const char *key, const char *val)
     }
     if (!strcmp(key, "fuse.threads"))
         return parse_int(val, 1, 64, &st->fuse.threads);
-    if (!strcmp(key, "fuse.queue_depth")) /* 64: request records per channel */
-        return parse_int(val, 1, 64, &st->fuse.queue_depth);
+    if (!strcmp(key, "fuse.queue_depth")) /* 256: request records per channel */
+        return parse_int(val, 1, 256, &st->fuse.queue_depth);
     if (!strcmp(key, "fuse.max_spin_us"))
         return parse_int(val, 0, 100000, &st->fuse.max_spin_us);
     if (!strcmp(key, "fuse.pin_threads"))
