@@ -43,7 +43,26 @@ struct cfs_fh {
     atomic_bool wrote;          /* wrote at all */
     _Atomic uint64_t end;       /* highest end written through this handle */
     struct cfs_writer *w;
+    void *blob;                 /* its record for a successor daemon (struct cfs_fh_blob) */
 };
+
+/* What a successor daemon needs to take an open handle over
+ * (vfs_req_fh_blob): the meta session stays the same, so the length this
+ * handle wrote is still reconciled when the file is closed. */
+struct cfs_fh_blob {
+    uint64_t session;
+    uint64_t end;    /* files: highest end written */
+    uint32_t flags;
+    uint32_t wrote;
+    uint64_t parent; /* directories: the parent, for ".." */
+};
+_Static_assert(sizeof(struct cfs_fh_blob) <= VFS_FH_BLOB_MAX, "handle blob size");
+
+/* Online upgrade: handles taken over from a predecessor daemon. */
+int cfs_restore_handle(void *fs, uint64_t ino, int is_dir, int flags, void *blob,
+                       const struct vfs_restore *rc, uint64_t *fh);
+int cfs_restore_file(struct cfs *fs, uint64_t ino, int flags, void *blob, uint64_t *fh);
+int cfs_restore_dir(struct cfs *fs, uint64_t ino, void *blob, uint64_t *fh);
 
 static inline struct cfs *req_fs(struct vfs_req *r) { return vfs_req_fs(r); }
 static inline struct cfs_fh *fh_of(uint64_t fh) { return (struct cfs_fh *)(uintptr_t)fh; }

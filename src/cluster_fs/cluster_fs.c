@@ -238,6 +238,13 @@ static int cfs_init(void *fs, struct vfs_session *s)
 
 static void cfs_destroy(void *fs) { (void)fs; }
 
+int cfs_restore_handle(void *fs, uint64_t ino, int is_dir, int flags, void *blob,
+                       const struct vfs_restore *rc, uint64_t *fh)
+{
+    (void)rc; /* node ids are inode ids and sessions live in meta: nothing to copy */
+    return is_dir ? cfs_restore_dir(fs, ino, blob, fh) : cfs_restore_file(fs, ino, flags, blob, fh);
+}
+
 static void cfs_syncfs(struct vfs_req *r)
 {
     /* data reaches storage before write() returns and meta commits each
@@ -250,6 +257,7 @@ const struct vfs_ops cfs_ops = {
     .destroy = cfs_destroy,
     .lookup = cfs_lookup,
     .forget = cfs_forget,
+    .restore_handle = cfs_restore_handle,
     .getattr = cfs_getattr,
     .setattr = cfs_setattr,
     .readlink = cfs_readlink,

@@ -64,6 +64,9 @@ static void opendir_done(void *arg, int status, const struct meta_resp *resp)
     struct vfs_fuse_open_out o;
     memset(&o, 0, sizeof(o));
     o.fh = (uint64_t)(uintptr_t)d;
+    struct cfs_fh_blob *b = vfs_req_fh_blob(r);
+    if (b)
+        *b = (struct cfs_fh_blob){ .parent = d->parent };
     /* the kernel caches the listing; it drops it itself when this mount
      * changes the directory, and we keep it only while meta's mtime says
      * no other client did */
@@ -71,6 +74,20 @@ static void opendir_done(void *arg, int status, const struct meta_resp *resp)
     if (cfs_dircache_check(req_fs(r), d->ino, resp->inode.mtime_ns))
         o.open_flags |= FOPEN_KEEP_CACHE;
     vfs_reply_open(r, &o);
+}
+
+int cfs_restore_dir(struct cfs *fs, uint64_t ino, void *blob, uint64_t *fh)
+{
+    (void)fs;
+    struct cfs_fh_blob b;
+    memcpy(&b, blob, sizeof(b));
+    struct cfs_dh *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    d->ino = ino;
+    d->parent = b.parent ? b.parent : ino;
+    *fh = (uint64_t)(uintptr_t)d;
+    return 0;
 }
 
 bool cfs_dircache_check(struct cfs *fs, uint64_t ino, int64_t mtime_ns)

@@ -68,6 +68,11 @@ static void open_reply(struct vfs_req *r, int status, const struct meta_resp *re
         vfs_reply_err(r, ENOMEM);
         return;
     }
+    f->blob = vfs_req_fh_blob(r);
+    if (f->blob) {
+        struct cfs_fh_blob b = { .session = f->session, .flags = (uint32_t)flags };
+        memcpy(f->blob, &b, sizeof(b));
+    }
     struct vfs_fuse_open_out o;
     memset(&o, 0, sizeof(o));
     o.fh = (uint64_t)(uintptr_t)f;
@@ -250,6 +255,13 @@ static void write_done(void *arg, int64_t result)
             ;
         atomic_store(&c->f->wrote, true);
         atomic_store(&c->f->dirty, true);
+        if (c->f->blob) {
+            /* before the reply: a successor must know every acknowledged end */
+            struct cfs_fh_blob *b = c->f->blob;
+            uint64_t end = atomic_load(&c->f->end);
+            __atomic_store_n(&b->end, end, __ATOMIC_RELEASE);
+            __atomic_store_n(&b->wrote, 1, __ATOMIC_RELEASE);
+        }
         vfs_reply_write(c->r, c->size);
     }
     free(c);
@@ -268,6 +280,38 @@ void cfs_write(struct vfs_req *r, uint64_t ino, uint64_t fh, uint64_t off, const
     }
     *c = (struct write_ctx){ r, f, off + size, size };
     sc_write(req_fs(r)->sc, &f->inode, off, data, size, write_done, c);
+}
+
+/* ---- taking handles over from a predecessor daemon ---- */
+
+int cfs_restore_file(struct cfs *fs, uint64_t ino, int flags, void *blob, uint64_t *fh)
+{
+    struct cfs_fh_blob b;
+    memcpy(&b, blob, sizeof(b));
+    struct meta_req m;
+    memset(&m, 0, sizeof(m));
+    m.ino = ino;
+    struct meta_resp resp;
+    void *buf = NULL;
+    int rc = mc_call_sync(fs->mc, META_GETATTR, &m, &resp, &buf);
+    if (rc == 0 && !resp.has_inode)
+        rc = EIO;
+    if (rc) {
+        free(buf);
+        return -rc;
+    }
+    struct cfs_fh *f = fh_new(fs, &resp.inode, b.session, flags);
+    free(buf);
+    if (f == NULL)
+        return -ENOMEM;
+    atomic_store(&f->end, b.end);
+    atomic_store(&f->wrote, b.wrote != 0);
+    atomic_store(&f->dirty, b.wrote != 0); /* the next flush tells meta again */
+    if (b.wrote)
+        cfs_writer_wrote(f->w, b.end);
+    f->blob = blob;
+    *fh = (uint64_t)(uintptr_t)f;
+    return 0;
 }
 
 /* ---- telling meta ---- */

@@ -207,7 +207,7 @@ int ho_on_reply(struct vfs_req *r, int error, const void *payload, size_t len);
  * buffer; an open reply's backend fh becomes the kernel fh returned. */
 void ho_count_entry(struct vfs_req *r, uint64_t nodeid);
 void ho_count_direntplus(struct vfs_req *r, const void *buf, size_t len);
-uint64_t ho_open_reply(struct vfs_req *r, uint64_t backend_fh, int is_dir);
+uint64_t ho_open_reply(struct vfs_req *r, uint64_t backend_fh, int is_dir, uint64_t ino);
 /* The backend fh of kfh for request r, or -1 after answering EBADF. */
 int ho_backend_fh(struct vfs_req *r, uint64_t kfh, uint64_t *bfh);
 

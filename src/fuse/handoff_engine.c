@@ -142,7 +142,7 @@ void ho_count_direntplus(struct vfs_req *r, const void *buf, size_t len)
     mark_counted(r, 0);
 }
 
-uint64_t ho_open_reply(struct vfs_req *r, uint64_t backend_fh, int is_dir)
+uint64_t ho_open_reply(struct vfs_req *r, uint64_t backend_fh, int is_dir, uint64_t ino)
 {
     struct vfs_session *s = r->chan->s;
     if (s->ho == NULL || r->kfh == 0)
@@ -152,7 +152,7 @@ uint64_t ho_open_reply(struct vfs_req *r, uint64_t backend_fh, int is_dir)
         flags = ((const struct fuse_create_in *)r->m.op)->flags;
     else if (r->m.opcode == FUSE_OPEN || r->m.opcode == FUSE_OPENDIR)
         flags = ((const struct fuse_open_in *)r->m.op)->flags;
-    ho_fh_commit(s->ho, r->kfh, is_dir ? HO_FH_DIR : HO_FH_FILE, r->m.nodeid, flags, backend_fh);
+    ho_fh_commit(s->ho, r->kfh, is_dir ? HO_FH_DIR : HO_FH_FILE, ino, flags, backend_fh);
     uint64_t kfh = r->kfh;
     r->kfh = 0; /* committed: an error path must not free it now */
     return kfh;

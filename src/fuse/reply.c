@@ -84,7 +84,7 @@ void vfs_reply_create(struct vfs_req *r, const struct fuse_entry_out *e,
     out.e = *e;
     out.o = *o;
     ho_count_entry(r, e->nodeid);
-    out.o.fh = ho_open_reply(r, o->fh, 0);
+    out.o.fh = ho_open_reply(r, o->fh, 0, e->nodeid); /* CREATE's nodeid is the parent */
     vfs_send(r, 0, &out, sizeof(out));
 }
 
@@ -96,7 +96,7 @@ void vfs_reply_attr(struct vfs_req *r, const struct fuse_attr_out *a)
 void vfs_reply_open(struct vfs_req *r, const struct vfs_fuse_open_out *o)
 {
     struct vfs_fuse_open_out out = *o;
-    out.fh = ho_open_reply(r, o->fh, r->m.opcode == FUSE_OPENDIR);
+    out.fh = ho_open_reply(r, o->fh, r->m.opcode == FUSE_OPENDIR, r->m.nodeid);
     vfs_send(r, 0, &out, sizeof(out));
 }
 
