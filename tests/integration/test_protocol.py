@@ -247,8 +247,8 @@ def test_files_instead_of_directories(dirs):
     ["--threads=64", "--queue-depth=256"],
     ["--threads=1", "--queue-depth=1", "--max-spin-us=100000"],
     ["--transport=xfuse", "--max-spin-us=0"],
-    ["--transport=uring", "--queue-depth=1"],
-    ["--transport=uring", "--queue-depth=256", "--no-pin", "--max-spin-us=0"],
+    ["--transport=uring", "--no-keeper", "--queue-depth=1"],
+    ["--transport=uring", "--no-keeper", "--queue-depth=256", "--no-pin", "--max-spin-us=0"],
 ], ids=["64x256", "1x1-spin", "nospin", "uring-qd1", "uring-qd256"])
 def test_extreme_valid_settings(daemon, dirs, args):
     """The limits the parser accepts must also work."""
@@ -362,7 +362,7 @@ def test_external_umount_stops_daemon(daemon, dirs):
 def test_uring_falls_back_to_xfuse_when_disabled(daemon, dirs):
     _, src, mnt = dirs
     with uring_param("N"):
-        d = daemon("--transport=uring")
+        d = daemon("--transport=uring", "--no-keeper")
         (mnt / "f").write_bytes(b"fallback")
         assert (src / "f").read_bytes() == b"fallback"
         assert (mnt / "f").read_bytes() == b"fallback"
