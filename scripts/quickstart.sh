@@ -9,7 +9,8 @@
 #
 #   --data DIR      cluster state, data and logs (default /var/lib/valorfs/cluster)
 #   --mount DIR     mount point                  (default /mnt/valorfs)
-#   --transport T   classic | xfuse | uring      (default uring, falls back to xfuse)
+#   --transport T   classic | xfuse | uring      (default xfuse; uring needs --no-keeper,
+#                   i.e. gives up online upgrade: docs/online-upgrade.md)
 #   --loop SIZE     put each storage server on its own loop-device ext4 image
 #   --passthrough   mount a local directory (DATA/passthrough) instead of a cluster
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 data=/var/lib/valorfs/cluster
 mnt=/mnt/valorfs
-transport=uring
+transport=xfuse
 loop=
 passthrough=0
 while (($#)); do
@@ -57,4 +58,7 @@ if ((passthrough)); then
   exit 0
 fi
 echo "==> starting the cluster (valorfs up)"
-"$bin/valorfs" up --data="$data" --mount="$mnt" --transport="$transport" ${loop:+--loop="$loop"}
+keeper_opt=()
+# FUSE-over-io_uring queues cannot be handed to a new daemon (docs/online-upgrade.md)
+[[ $transport == uring ]] && keeper_opt=(--fuse-opt=--no-keeper)
+"$bin/valorfs" up --data="$data" --mount="$mnt" --transport="$transport" "${keeper_opt[@]}" ${loop:+--loop="$loop"}
