@@ -225,7 +225,7 @@ static uint64_t node_add(struct ho_region *h, uint64_t id, uint64_t count, const
     unsigned si = (unsigned)(hash % NSTRIPES);
     struct ho_stripe_hdr *sh = stripe_hdr(h, si);
     pthread_mutex_lock(&h->stripe_lock[si]);
-    h->hdr->sealed = 0;
+    __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED);
     uint32_t *link;
     struct ho_node *n = node_find(sh, hash, id, &link);
     uint64_t res = 0;
@@ -302,7 +302,7 @@ uint64_t ho_node_forget(struct ho_region *h, uint64_t id, uint64_t count)
     unsigned si = (unsigned)(hash % NSTRIPES);
     struct ho_stripe_hdr *sh = stripe_hdr(h, si);
     pthread_mutex_lock(&h->stripe_lock[si]);
-    h->hdr->sealed = 0;
+    __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED);
     uint32_t *link;
     struct ho_node *n = node_find(sh, hash, id, &link);
     uint64_t left = 0;
@@ -351,7 +351,7 @@ uint64_t ho_fh_reserve(struct ho_region *h)
     struct ho_hdr *hd = h->hdr;
     struct ho_fh *slots = fh_slots(h);
     pthread_mutex_lock(&h->fh_lock);
-    hd->sealed = 0;
+    __atomic_store_n(&hd->sealed, 0, __ATOMIC_RELAXED);
     uint32_t idx;
     if (hd->fh_free != NIL) {
         idx = hd->fh_free;
@@ -394,7 +394,7 @@ void ho_fh_commit(struct ho_region *h, uint64_t kfh, enum ho_fh_kind kind, uint6
 void ho_fh_release(struct ho_region *h, uint64_t kfh)
 {
     pthread_mutex_lock(&h->fh_lock);
-    h->hdr->sealed = 0;
+    __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED);
     struct ho_fh *f = fh_slot(h, kfh);
     if (f && f->state != FH_FREE) {
         if (f->state == FH_LIVE)
@@ -422,7 +422,13 @@ void *ho_fh_blob(struct ho_region *h, uint64_t kfh)
     return f && f->state != FH_FREE ? f->blob : NULL;
 }
 
-uint64_t ho_fh_count(struct ho_region *h) { return h->hdr->live_handles; }
+uint64_t ho_fh_count(struct ho_region *h)
+{
+    pthread_mutex_lock(&h->fh_lock);
+    uint64_t n = h->hdr->live_handles;
+    pthread_mutex_unlock(&h->fh_lock);
+    return n;
+}
 
 void ho_fh_foreach(struct ho_region *h, ho_fh_fn fn, void *arg)
 {
@@ -519,14 +525,14 @@ void ho_seal(struct ho_region *h)
     for (unsigned i = 0; i < NSTRIPES; i++)
         pthread_mutex_lock(&h->stripe_lock[i]);
     pthread_mutex_lock(&h->fh_lock);
-    h->hdr->sealed = 1;
+    __atomic_store_n(&h->hdr->sealed, 1, __ATOMIC_RELAXED);
     h->hdr->crc = region_crc(h->base, h->hdr);
     pthread_mutex_unlock(&h->fh_lock);
     for (unsigned i = 0; i < NSTRIPES; i++)
         pthread_mutex_unlock(&h->stripe_lock[i]);
 }
 
-void ho_unseal(struct ho_region *h) { h->hdr->sealed = 0; }
+void ho_unseal(struct ho_region *h) { __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED); }
 
 const void *ho_map_fd(int fd, size_t *len)
 {
