@@ -5,9 +5,10 @@
  *
  * fuzz_handoff: compact region images (fuzz_handoff_image.h) of both
  * versions, sealed and unsealed (a crashed daemon's), with nodes, live,
- * reserved and free handle slots and request records, plus the version-1
- * image the importer's own test writer makes; fuzz_keeper_msg: one valid
- * message of every type. Deterministic; files of the same name are
+ * reserved and free handle slots and request records, two images larger
+ * than the target's small region (too many handles, too many nodes), and
+ * the version-1 image the importer's own test writer makes;
+ * fuzz_keeper_msg: one valid message of every type and two malformed ones. Deterministic; files of the same name are
  * replaced.
  */
 #include <errno.h>
@@ -97,6 +98,15 @@ static void handoff_seeds(void)
     sp = (struct fi_spec){ .version = 2, .sealed = 0, .nstripes = 1, .stripe_cap = 1,
                            .fh_cap = 20, .rec_cap = 0, .fhs = many, .nfhs = 20 };
     image_seed("v2-many-handles", &sp);
+    /* 100 distinct nodes: more than one stripe of the target's region
+     * (256 nodes in 64 stripes of 4) holds, so its node table fills */
+    static struct fi_node lots[100];
+    memset(lots, 0, sizeof(lots));
+    for (int i = 0; i < 100; i++)
+        lots[i] = (struct fi_node){ .id = 1000 + (uint64_t)i, .nlookup = 1 };
+    sp = (struct fi_spec){ .version = 2, .sealed = 1, .nstripes = 1, .stripe_cap = 100,
+                           .fh_cap = 0, .rec_cap = 0, .nodes = lots, .nnodes = 100 };
+    image_seed("v2-many-nodes", &sp);
 
     sp = (struct fi_spec){
         .version = 1, .sealed = 1, .nstripes = 3, .stripe_cap = 2, .fh_cap = 4, .rec_cap = 2,
