@@ -130,6 +130,8 @@ static int import_nodes(struct ho_region *into, const uint8_t *b, const struct i
                 return fail(why, "node key too long", -EINVAL);
             if (n.nlookup == 0)
                 continue;
+            if (ho_node_known(into, n.id))
+                return fail(why, "node imported twice", -EINVAL);
             if (ho_node_ref_n(into, n.id, n.nlookup, n.key, n.keylen) == 0)
                 return fail(why, "node table of the new daemon is full", -ENOSPC);
             out->nodes++;

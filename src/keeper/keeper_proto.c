@@ -92,8 +92,6 @@ int kp_recv(int sock, struct kp_msg *m, int *fds, int *nfds)
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
-    if (n == 0)
-        return -ECONNRESET;
     int got[KP_MAX_FDS];
     int ngot = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
@@ -102,6 +100,12 @@ int kp_recv(int sock, struct kp_msg *m, int *fds, int *nfds)
         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < k && ngot < KP_MAX_FDS; i++)
             memcpy(&got[ngot++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    if (n == 0) {
+        /* end of stream; an empty datagram carrying descriptors is malformed */
+        for (int i = 0; i < ngot; i++)
+            close(got[i]);
+        return ngot ? -EPROTO : -ECONNRESET;
     }
     int bad = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || kp_check(m, (size_t)n) < 0;
     for (int i = 0; i < ngot; i++) {
