@@ -129,6 +129,8 @@ static int spawn(struct keeper *k, struct daemon *d, int mode, const char *binar
         sigprocmask(SIG_SETMASK, &all, NULL);
         if (dup2(sv[1], KP_DAEMON_FD) < 0)
             _exit(126);
+        if (k->o->detached)
+            setenv("VALORFS_DETACHED", "1", 1); /* no terminal: the daemon drops stderr once up */
         execv(argv[0], argv);
         fprintf(stderr, "valorfs-keeper: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -522,6 +524,16 @@ int keeper_run(const struct keeper_opts *o)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     k.sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (o->detached) {
+        /* nothing of ours or the daemons' may hold the caller's stdin/stdout;
+         * stderr stays until the daemon serves, for startup errors */
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nul >= 0) {
+            dup2(nul, STDIN_FILENO);
+            dup2(nul, STDOUT_FILENO);
+            close(nul);
+        }
+    }
     LOG_INFO("keeper", "keeping %s (fuse connection %d), control %s", o->mountpoint, k.conn_id,
              k.ctl_path);
     rc = spawn(&k, &k.cur, KP_MODE_FIRST, NULL, NULL);

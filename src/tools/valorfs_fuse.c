@@ -600,8 +600,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "valorfs-fuse: cannot mount %s: %s\n", st.mountpoint, strerror(-rc));
         return 1;
     }
-    if (daemon_of_keeper && st.log_file && setup_log_fd(st.log_file, 0) < 0)
-        return 1;
+    if (daemon_of_keeper) {
+        /* attached: from now on the log file, or nothing when detached */
+        const char *detached = getenv("VALORFS_DETACHED");
+        if (setup_log_fd(st.log_file, detached && *detached == '1') < 0)
+            return 1;
+        unsetenv("VALORFS_DETACHED");
+    }
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
