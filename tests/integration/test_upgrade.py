@@ -93,7 +93,8 @@ def upgrade(mnt, *extra):
     assert rc == 0, f"valorfs upgrade {mnt} exited {rc}: {out}{err}"
     assert "upgraded: daemon pid" in out, out
     after = mount_info(mnt)
-    assert after["generation"] == before["generation"] + 1, (before, after)
+    # (a failed upgrade attempt also used a generation number)
+    assert after["generation"] > before["generation"], (before, after)
     assert after["upgrades"] == before["upgrades"] + 1, (before, after)
     assert after["daemon_pid"] != before["daemon_pid"], (before, after)
     assert after["keeper_pid"] == before["keeper_pid"], (before, after)
@@ -343,7 +344,7 @@ def run_under_load(mnt, work, tmp_path, upgrades, crashes, fio_size="64m"):
         try:
             fio_rc = fio.wait(fio_seconds + 60)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"fio did not finish within {fio_seconds + 60}s of its start: a "
+            raise AssertionError(f"fio did not finish {fio_seconds + 60}s after the events: a "
                                  f"request nobody answers? fio (pid {fio.pid}) is at\n"
                                  f"{_where(fio.pid)}\nrequests waiting on the connection: "
                                  f"{_fuse_waiting(mnt)}; events: {timings}") from None
@@ -383,7 +384,7 @@ def run_under_load(mnt, work, tmp_path, upgrades, crashes, fio_size="64m"):
     info = mount_info(mnt)
     assert info["restarts"] - info0["restarts"] == crashes, info
     assert info["upgrades"] - info0["upgrades"] == upgrades, info
-    assert info["generation"] - info0["generation"] == upgrades + crashes, info
+    assert info["generation"] - info0["generation"] >= upgrades + crashes, info
     assert fuse_conn_id(mnt) == conn0
     return {"timings": timings, "meta": meta_res, "watch": watch_res, "fio_file": fio_file,
             "survivors": survivors}
@@ -437,9 +438,27 @@ def test_upgrades_and_crashes_under_load(tmp_path, transport):
         assert info["nodes"] == 0 and info["handles"] == 0, \
             f"lookup accounting after drop_caches: {info}"
         assert info["restarts"] == EVENTS and info["upgrades"] == EVENTS, info
-        assert info["generation"] == 1 + 2 * EVENTS, info
+        assert info["generation"] == 1 + 2 * EVENTS, info  # no failed attempt here
         assert "level=warn" in d.log_text()  # the crashes were noticed...
         assert d.proc.poll() is None  # ...and the keeper is still the mount's owner
+
+
+def test_mount_info_races_a_crash(tmp_path):
+    """A mount-info question the keeper passes to a daemon that dies before
+    answering must not leave the keeper answering 'daemon=starting' forever."""
+    with keeper_mount(tmp_path, "xfuse") as (root, src, mnt, d):
+        for i in range(5):
+            before = mount_info(mnt)
+            # in flight to the daemon while it dies
+            asks = [subprocess.Popen([CLI, "mount-info", str(mnt), "--json"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    for _ in range(3)]
+            os.kill(before["daemon_pid"], signal.SIGKILL)
+            for p in asks:
+                p.wait(30)
+            after = wait_generation(mnt, before["generation"] + 1)
+            assert after["restarts"] == before["restarts"] + 1, (i, before, after)
+            _serves(mnt, src, f"r{i}")
 
 
 # ---------------------------------------------------------------- 2, 3: failed upgrades
