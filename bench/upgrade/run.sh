@@ -336,6 +336,7 @@ for t in "${TARGET_LIST[@]}"; do
     log "$t: $K crashes (kill -9 of the daemon)"
     for k in $(seq "$K"); do do_crash "$t" "$k" "$ev"; sleep "$GAP"; done
     sleep "$STEADY"
+    "$VALORFS" mount-info "$MNT" --json >"$dir/mount-info.json" 2>&1 || true
     kill -INT "$PROBE_PID"
     # a probe stuck in a system call (a request the daemon never answers)
     # would hang here: bound the wait, then abort the FUSE connection so the
@@ -353,7 +354,6 @@ for t in "${TARGET_LIST[@]}"; do
     fi
     wait "$PROBE_PID" && echo 0 >"$dir/probe.rc" || echo $? >"$dir/probe.rc"
     PROBE_PID=
-    "$VALORFS" mount-info "$MNT" --json >"$dir/mount-info.json" 2>&1 || true
     cat "$dir/probe.out" >&2
     rm -rf "$MNT/probe" 2>/dev/null || true   # fails on an aborted connection
     unmount_target "$t" "$dir"
