@@ -140,6 +140,7 @@ void chan_uring_on_cqe(struct vfs_chan *c, struct vfs_req *r, int res)
         struct fuse_in_header h;
         memcpy(&h, r->hdr->in_out, sizeof(h));
         r->m.unique = h.unique & ~FUSE_UNIQUE_RESEND;
+        r->m.resent = (h.unique & FUSE_UNIQUE_RESEND) != 0;
     }
     vfs_reply_err(r, -rc);
 }

@@ -44,8 +44,8 @@ void vfs_dispatch(struct vfs_req *r)
     kernel_hb_acquire(s);
     r->ctx = (struct vfs_ctx){ m->uid, m->gid, m->pid };
     atomic_store_explicit(&r->interrupted, 0, memory_order_relaxed);
-    /* without the resend bit: INTERRUPT names the original unique */
-    atomic_store_explicit(&r->unique, m->unique & ~FUSE_UNIQUE_RESEND, memory_order_release);
+    /* without the resend bit (decode strips it): INTERRUPT names the original */
+    atomic_store_explicit(&r->unique, m->unique, memory_order_release);
     r->kfh = 0;
     ho_before_dispatch(r);
 

@@ -28,13 +28,13 @@ void ho_before_dispatch(struct vfs_req *r)
 {
     struct vfs_session *s = r->chan->s;
     const struct fuse_msg *m = &r->m;
-    r->resend = (m->unique & FUSE_UNIQUE_RESEND) != 0;
+    r->resend = m->resent != 0; /* decode keeps the unique without the bit */
     r->tolerant = 0;
     r->counted = 0;
     r->rec = NULL;
     if (s->ho == NULL || m->unique == 0)
         return;
-    uint64_t unique = m->unique & ~FUSE_UNIQUE_RESEND;
+    uint64_t unique = m->unique;
     if (r->resend) {
         const struct ho_rec *old = ho_imported_find(&s->imported, unique);
         if (old && old->opcode == m->opcode && old->phase != HO_REC_NONE) {
@@ -174,7 +174,7 @@ static int tolerant_fix(struct vfs_req *r, int error)
         if (error != EEXIST || s->ops->lookup == NULL)
             return 0;
         LOG_INFO("fuse", "resent opcode %u unique=%llu: already applied, answering its entry",
-                 m->opcode, (unsigned long long)(m->unique & ~FUSE_UNIQUE_RESEND));
+                 m->opcode, (unsigned long long)m->unique);
         s->ops->lookup(r, m->nodeid, m->name);
         return 1;
     case FUSE_UNLINK:
@@ -196,7 +196,7 @@ static int tolerant_fix(struct vfs_req *r, int error)
         return 0;
     }
     LOG_INFO("fuse", "resent opcode %u unique=%llu: already applied, answering success",
-             m->opcode, (unsigned long long)(m->unique & ~FUSE_UNIQUE_RESEND));
+             m->opcode, (unsigned long long)m->unique);
     vfs_send(r, 0, NULL, 0);
     return 1;
 }

@@ -44,7 +44,8 @@ void vfs_send(struct vfs_req *r, int error, const void *payload, size_t len)
     struct fuse_out_header oh = {
         .len = (uint32_t)(sizeof(oh) + len),
         .error = -error,
-        .unique = r->m.unique,
+        /* a resent request is known to the kernel by its marked unique */
+        .unique = r->m.unique | (r->m.resent ? FUSE_UNIQUE_RESEND : 0),
     };
     if (unlikely(r->chan->mode == CHAN_TEST)) {
         /* test hook (see enum chan_mode): record the reply, send nothing */

@@ -35,6 +35,7 @@ struct daemon {
     int nchans;
     int region; /* its live handoff region */
     int ready;
+    uint64_t ready_ns; /* when it said READY */
     int clean;  /* sent UNMOUNTED */
     int mode;
     uint64_t gen;
@@ -171,8 +172,11 @@ static void restart_after_crash(struct keeper *k)
     k->old.pid = -1;
     daemon_reset(&k->cur);
     uint64_t t = now_ns();
-    /* a daemon that keeps dying right away is restarted ever more slowly */
-    k->backoff_ms = (t - k->last_crash_ns < 2000000000ull) ? MIN(MAX(k->backoff_ms * 2, 50u), 5000u) : 0;
+    /* a daemon that dies before it has served a while is restarted ever
+     * more slowly (a crash loop must not eat the machine); one that served
+     * is restarted at once */
+    int served = k->old.ready && t - k->old.ready_ns > 200000000ull;
+    k->backoff_ms = served ? 0 : MIN(MAX(k->backoff_ms * 2, 50u), 5000u);
     k->last_crash_ns = t;
     if (k->backoff_ms) {
         LOG_WARN("keeper", "daemon keeps dying; waiting %u ms before the restart", k->backoff_ms);
@@ -218,7 +222,7 @@ static int corrupt_copy(int fd)
             break;
     }
     unsigned char b;
-    off_t pos = 200; /* inside the sealed header */
+    off_t pos = 33; /* the generation field: covered by the checksum only */
     if (pread(c, &b, 1, pos) == 1) {
         b ^= 0x5a;
         if (pwrite(c, &b, 1, pos) != 1)
@@ -268,6 +272,7 @@ static void on_msg(struct keeper *k, struct daemon *d)
         break;
     case KP_READY:
         d->ready = 1;
+        d->ready_ns = now_ns();
         if (k->o->ready_fd >= 0) {
             char zero = 0;
             ssize_t w = write(k->o->ready_fd, &zero, 1);
@@ -391,6 +396,14 @@ static int on_child(struct keeper *k, int *exit_code)
                 return 1;
             }
             LOG_WARN("keeper", "daemon pid=%d died (%s); restarting", (int)pid, how);
+            if (k->status_client >= 0) {
+                /* the status it was asked for will never come */
+                char msg[KP_TEXT_MAX];
+                snprintf(msg, sizeof(msg), "keeper_pid=%d generation=%llu restarts=%llu upgrades=%llu daemon=restarting",
+                         (int)getpid(), (unsigned long long)k->cur.gen,
+                         (unsigned long long)k->restarts + 1, (unsigned long long)k->upgrades);
+                ctl_reply(&k->status_client, msg, 1);
+            }
             if (k->next.pid > 0)
                 abort_upgrade(k, "the running daemon died during the upgrade");
             restart_after_crash(k);

@@ -58,6 +58,12 @@ void pt_opendir(struct vfs_req *r, uint64_t ino, int flags)
     vfs_reply_open(r, &o);
 }
 
+void pt_dir_forget_position(struct pt_dir *d)
+{
+    d->pos = UINT64_MAX; /* no cookie is this: the next READDIR seeks */
+    d->bpos = d->blen = 0;
+}
+
 struct pt_dir *pt_dir_from_fd(struct pt_fs *fs, int fd)
 {
     struct pt_dir *d = malloc(sizeof(*d));

@@ -35,6 +35,9 @@ int pt_do_lookup(struct pt_fs *fs, struct pt_node *parent, const char *name,
 
 /* A directory handle reading fd (taken over; closed on failure), or NULL. */
 struct pt_dir *pt_dir_from_fd(struct pt_fs *fs, int fd);
+/* A handle taken over from another daemon: its descriptor's offset is not
+ * the one the kernel's cookies refer to. */
+void pt_dir_forget_position(struct pt_dir *d);
 /* Online upgrade (restore.c). */
 size_t pt_node_key(void *fs, uint64_t ino, void *key, size_t cap);
 int pt_restore_node(void *fs, uint64_t ino, uint64_t nlookup, const void *key, size_t keylen,

@@ -177,6 +177,7 @@ int pt_restore_handle(void *fsp, uint64_t ino, int is_dir, int flags, void *blob
         struct pt_dir *d = pt_dir_from_fd(fs, fd);
         if (d == NULL)
             return -ENOMEM;
+        pt_dir_forget_position(d); /* the next READDIR seeks to its cookie */
         *fh = (uint64_t)(uintptr_t)d;
     } else {
         *fh = (uint64_t)fd;
