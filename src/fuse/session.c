@@ -356,6 +356,15 @@ static int take_over(struct vfs_session *s)
     return 0;
 }
 
+static void log_node(void *arg, uint64_t id, uint64_t nlookup, const void *key, size_t keylen)
+{
+    (void)arg;
+    (void)key;
+    (void)keylen;
+    LOG_DEBUG("fuse", "node %llu: %llu lookups held", (unsigned long long)id,
+              (unsigned long long)nlookup);
+}
+
 int vfs_session_run(struct vfs_session *s)
 {
     int conn_id = fuse_mount_conn_id(s->mountpoint);
@@ -413,9 +422,12 @@ int vfs_session_run(struct vfs_session *s)
                  c->idx, mode_names[c->mode], (unsigned long long)c->nreq,
                  (unsigned long long)c->aw.hits, (unsigned long long)c->aw.misses);
     }
-    if (s->ho)
+    if (s->ho) {
         LOG_INFO("fuse", "lookup accounting at exit: %llu nodes held by the kernel, %llu open handles",
                  (unsigned long long)ho_node_count(s->ho), (unsigned long long)ho_fh_count(s->ho));
+        if (log_current_level >= LOG_LVL_DEBUG)
+            ho_node_foreach(s->ho, log_node, NULL);
+    }
     if (s->ops->destroy)
         s->ops->destroy(s->fs);
     takeover_goodbye(s);
