@@ -5,8 +5,9 @@
 #   build     gcc and clang, -Wall -Wextra -Werror
 #   unit      meson unit tests (gcc build)
 #   integ     pytest battery: real mounts through /dev/fuse, every transport
-#   asan      ASan+UBSan build: unit tests + the battery on xfuse and uring
-#   tsan      TSan build: the concurrent stress run (threads share state)
+#   asan      ASan+UBSan build: unit tests + the battery on xfuse and uring,
+#             the cluster, online upgrade and crash restart
+#   tsan      TSan build: the concurrent stress run and upgrades (threads share state)
 #   fuzz      libFuzzer targets, bounded time each
 # Any sanitizer report fails the stage that produced it.
 #
@@ -79,7 +80,7 @@ count_meson() {
 cleanup_mounts() {
   # nothing of ours may stay mounted between stages
   grep -E ' fuse\.valorfs ' /proc/mounts | awk '{print $2}' | while read -r m; do umount -l "$m" 2>/dev/null; done
-  pkill -KILL -f 'valorfs-fuse' 2>/dev/null || true
+  pkill -KILL -f 'valorfs-(keeper|fuse)' 2>/dev/null || true
   pkill -KILL -f 'valorfs-(mgmtd|meta|storage)' 2>/dev/null || true
 }
 
@@ -127,6 +128,11 @@ if skip_stage asan; then note "asan: skipped"; else
         VALORFS_CLI=$repo/build-asan/src/tools/valorfs VALORFS_SANITIZER_LOG_DIR=$san \
         run_pytest asan-cluster-posix tests/integration/test_posix.py
       cleanup_mounts
+      # online upgrade and crash restart: keeper, handoff import, resend replay
+      VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_CLI=$repo/build-asan/src/tools/valorfs \
+        VALORFS_SANITIZER_LOG_DIR=$san VALORFS_UPGRADE_NO_CLUSTER=1 \
+        run_pytest asan-upgrade tests/integration/test_upgrade.py
+      cleanup_mounts
     fi
     if compgen -G "$san/*" >/dev/null; then fail "asan/ubsan reports:"; cat "$san"/* | head -n 80; fi
     unset ASAN_OPTIONS UBSAN_OPTIONS
@@ -150,6 +156,13 @@ if skip_stage tsan; then note "tsan: skipped"; else
     if [[ -f tests/integration/test_stress.py ]]; then
       VALORFS_FUSE=$repo/build-tsan/src/tools/valorfs-fuse VALORFS_SANITIZER_LOG_DIR=$san \
         VALORFS_STRESS_SECONDS=20 run_pytest tsan-stress -k "xfuse or uring" tests/integration/test_stress.py
+      cleanup_mounts
+    fi
+    if [[ -f tests/integration/test_upgrade.py ]]; then
+      # draining, parking and restoring share state between threads
+      VALORFS_FUSE=$repo/build-tsan/src/tools/valorfs-fuse VALORFS_CLI=$repo/build-tsan/src/tools/valorfs \
+        VALORFS_SANITIZER_LOG_DIR=$san VALORFS_UPGRADE_NO_CLUSTER=1 \
+        run_pytest tsan-upgrade -k "xfuse" tests/integration/test_upgrade.py
       cleanup_mounts
     fi
     if compgen -G "$san/*" >/dev/null; then fail "tsan reports:"; cat "$san"/* | head -n 80; fi
