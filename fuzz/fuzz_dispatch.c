@@ -195,8 +195,10 @@ static void stub_getattr(struct vfs_req *r, uint64_t ino, const uint64_t *fh)
 static void stub_setattr(struct vfs_req *r, uint64_t ino, const struct fuse_setattr_in *in)
 {
     const struct fuse_msg *m = begin(r, FUSE_SETATTR);
-    FUZZ_CHECK(ino == m->nodeid && (const void *)in == m->op);
-    op_ok(in, sizeof(*in));
+    /* dispatch hands over a copy (its fh translated when there is a
+     * handoff region; the harness runs without one) */
+    FUZZ_CHECK(ino == m->nodeid && memcmp(in, m->op, sizeof(*in)) == 0);
+    op_ok(m->op, sizeof(*in));
     if (!maybe_fail(r))
         reply_attr(r, ino);
 }

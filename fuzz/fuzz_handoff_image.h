@@ -19,42 +19,17 @@
 #include <string.h>
 
 #include "fuse/handoff.h"
+#include "fuse/handoff_layout.h"
 
-struct fi_hdr {
-    char magic[8];
-    uint32_t version, hdr_size;
-    uint64_t region_size;
-    uint32_t sealed, crc;
-    uint64_t generation;
-    uint32_t owner_pid, proto_minor;
-    uint64_t flags;
-    uint32_t transport, nstripes;
-    uint32_t stripe_cap, node_entry_size;
-    uint64_t nodes_off, stripe_bytes;
-    uint32_t fh_cap, fh_hwm, fh_entry_size, fh_free;
-    uint64_t fh_off;
-    uint32_t rec_cap, rec_entry_size;
-    uint64_t rec_off;
-    uint64_t live_handles;
-};
-struct fi_stripe {
-    uint32_t hwm, free_head, count, nbuckets;
-};
-struct fi_node {
-    uint64_t id, nlookup;
-    uint32_t next;
-    uint16_t keylen, pad;
-    uint8_t key[HO_NODE_KEY_MAX];
-};
-struct fi_fh {
-    uint32_t state, kind, flags, next_free;
-    uint64_t ino, backend_fh;
-    uint8_t blob[HO_FH_BLOB_MAX];
-};
-#define FI_FH_V1_SIZE 32u
-#define FI_FH_FREE 0u
-#define FI_FH_RESERVED 1u
-#define FI_FH_LIVE 2u
+/* the layout itself comes from the engine (fuse/handoff_layout.h) */
+#define fi_hdr ho_hdr
+#define fi_stripe ho_stripe_hdr
+#define fi_node ho_node
+#define fi_fh ho_fh
+#define FI_FH_V1_SIZE HO_FH_V1_SIZE
+#define FI_FH_FREE HO_FH_FREE
+#define FI_FH_RESERVED HO_FH_RESERVED
+#define FI_FH_LIVE HO_FH_LIVE
 
 /* What a compact image holds. Nodes go to stripes round-robin (import
  * walks entries, not hash chains, so placement does not matter to it). */
@@ -81,25 +56,6 @@ static inline uint32_t fi_fh_size(uint32_t version)
 /* The CRC32C a sealed image carries: header with crc 0, then of every
  * stripe its header, buckets and used entries, the used handle slots and
  * all records. The image must be structurally valid. */
-static inline uint32_t fi_crc(const uint8_t *b, const struct fi_hdr *hd)
-{
-    struct fi_hdr copy = *hd;
-    copy.crc = 0;
-    uint32_t crc = crc32_iscsi((unsigned char *)&copy, sizeof(copy), 0xffffffffu);
-    for (uint32_t i = 0; i < hd->nstripes; i++) {
-        const uint8_t *s = b + hd->nodes_off + (uint64_t)i * hd->stripe_bytes;
-        struct fi_stripe sh;
-        memcpy(&sh, s, sizeof(sh));
-        uint64_t used = sizeof(sh) + (uint64_t)sh.nbuckets * 4 +
-                        (uint64_t)sh.hwm * hd->node_entry_size;
-        crc = crc32_iscsi((unsigned char *)s, (int)used, crc);
-    }
-    crc = crc32_iscsi((unsigned char *)b + hd->fh_off,
-                      (int)((uint64_t)hd->fh_hwm * hd->fh_entry_size), crc);
-    crc = crc32_iscsi((unsigned char *)b + hd->rec_off,
-                      (int)((uint64_t)hd->rec_cap * hd->rec_entry_size), crc);
-    return ~crc;
-}
 
 /* Writes the image of spec into buf; returns its size, or 0 if it does not
  * fit in cap or the spec is inconsistent. */
@@ -154,7 +110,7 @@ static inline size_t fi_build(void *buf, size_t cap, const struct fi_spec *sp)
     hd.sealed = sp->sealed ? 1 : 0;
     memcpy(b, &hd, sizeof(hd));
     if (sp->sealed) {
-        hd.crc = fi_crc(b, &hd);
+        hd.crc = ho_image_crc(b, &hd);
         memcpy(b, &hd, sizeof(hd));
     }
     return (size_t)size;

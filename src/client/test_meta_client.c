@@ -15,14 +15,7 @@
 #include "common/log.h"
 #include "rpc/rpc.h"
 
-static int failures;
-#define CHECK(c)                                                                  \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
+#include "common/test_check.h"
 
 static void on_getattr(struct rpc_call *call, void *arg)
 {

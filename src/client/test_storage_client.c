@@ -25,14 +25,7 @@
 #include "proto/storage_proto.h"
 #include "rpc/rpc.h"
 
-static int failures;
-#define CHECK(c)                                                                  \
-    do {                                                                          \
-        if (!(c)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
+#include "common/test_check.h"
 
 #define NSERVERS 3
 #define NCHAINS 4

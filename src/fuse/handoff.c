@@ -20,52 +20,10 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "fuse/handoff_layout.h"
 
-#define HO_MAGIC "VLFSHAND"
 #define NSTRIPES 64u
 #define NIL UINT32_MAX
-
-struct ho_hdr {
-    char magic[8];
-    uint32_t version, hdr_size;
-    uint64_t region_size;
-    uint32_t sealed, crc;
-    uint64_t generation;
-    uint32_t owner_pid, proto_minor;
-    uint64_t flags;
-    uint32_t transport, nstripes;
-    uint32_t stripe_cap, node_entry_size;
-    uint64_t nodes_off, stripe_bytes;
-    uint32_t fh_cap, fh_hwm, fh_entry_size, fh_free;
-    uint64_t fh_off;
-    uint32_t rec_cap, rec_entry_size;
-    uint64_t rec_off;
-    uint64_t live_handles;
-};
-
-struct ho_stripe_hdr {
-    uint32_t hwm, free_head, count, nbuckets;
-};
-
-struct ho_node {
-    uint64_t id, nlookup;
-    uint32_t next;
-    uint16_t keylen, pad;
-    uint8_t key[HO_NODE_KEY_MAX];
-};
-
-enum { FH_FREE = 0, FH_RESERVED = 1, FH_LIVE = 2 };
-
-/* version 1 handle slot: no blob */
-struct ho_fh_v1 {
-    uint32_t state, kind, flags, next_free;
-    uint64_t ino, backend_fh;
-};
-struct ho_fh {
-    uint32_t state, kind, flags, next_free;
-    uint64_t ino, backend_fh;
-    uint8_t blob[HO_FH_BLOB_MAX];
-};
 
 struct ho_region {
     int fd;
@@ -363,7 +321,7 @@ uint64_t ho_fh_reserve(struct ho_region *h)
         return 0;
     }
     memset(&slots[idx], 0, sizeof(slots[idx]));
-    slots[idx].state = FH_RESERVED;
+    slots[idx].state = HO_FH_RESERVED;
     pthread_mutex_unlock(&h->fh_lock);
     return (uint64_t)idx + 1;
 }
@@ -380,12 +338,12 @@ void ho_fh_commit(struct ho_region *h, uint64_t kfh, enum ho_fh_kind kind, uint6
 {
     pthread_mutex_lock(&h->fh_lock);
     struct ho_fh *f = fh_slot(h, kfh);
-    if (f && f->state == FH_RESERVED) {
+    if (f && f->state == HO_FH_RESERVED) {
         f->kind = kind;
         f->ino = ino;
         f->flags = flags;
         f->backend_fh = backend_fh;
-        f->state = FH_LIVE;
+        f->state = HO_FH_LIVE;
         h->hdr->live_handles++;
     }
     pthread_mutex_unlock(&h->fh_lock);
@@ -396,10 +354,10 @@ void ho_fh_release(struct ho_region *h, uint64_t kfh)
     pthread_mutex_lock(&h->fh_lock);
     __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED);
     struct ho_fh *f = fh_slot(h, kfh);
-    if (f && f->state != FH_FREE) {
-        if (f->state == FH_LIVE)
+    if (f && f->state != HO_FH_FREE) {
+        if (f->state == HO_FH_LIVE)
             h->hdr->live_handles--;
-        f->state = FH_FREE;
+        f->state = HO_FH_FREE;
         f->next_free = h->hdr->fh_free;
         h->hdr->fh_free = (uint32_t)(kfh - 1);
     }
@@ -410,7 +368,7 @@ int ho_fh_lookup(struct ho_region *h, uint64_t kfh, uint64_t *bfh)
 {
     /* no lock: a live slot does not change while the kernel holds its fh */
     struct ho_fh *f = fh_slot(h, kfh);
-    if (f == NULL || __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != FH_LIVE)
+    if (f == NULL || __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != HO_FH_LIVE)
         return -EBADF;
     *bfh = f->backend_fh;
     return 0;
@@ -419,7 +377,7 @@ int ho_fh_lookup(struct ho_region *h, uint64_t kfh, uint64_t *bfh)
 void *ho_fh_blob(struct ho_region *h, uint64_t kfh)
 {
     struct ho_fh *f = fh_slot(h, kfh);
-    return f && f->state != FH_FREE ? f->blob : NULL;
+    return f && f->state != HO_FH_FREE ? f->blob : NULL;
 }
 
 uint64_t ho_fh_count(struct ho_region *h)
@@ -434,7 +392,7 @@ void ho_fh_foreach(struct ho_region *h, ho_fh_fn fn, void *arg)
 {
     struct ho_fh *slots = fh_slots(h);
     for (uint32_t i = 0; i < h->hdr->fh_hwm; i++)
-        if (slots[i].state == FH_LIVE)
+        if (slots[i].state == HO_FH_LIVE)
             fn(arg, (uint64_t)i + 1, (enum ho_fh_kind)slots[i].kind, slots[i].ino,
                slots[i].flags, slots[i].blob);
 }
@@ -459,14 +417,14 @@ int ho_fh_adopt(struct ho_region *h, uint64_t kfh, enum ho_fh_kind kind, uint64_
     }
     struct ho_fh *f = &fh_slots(h)[kfh - 1];
     int rc = -EEXIST;
-    if (f->state == FH_FREE) {
+    if (f->state == HO_FH_FREE) {
         memset(f, 0, sizeof(*f));
         f->kind = kind;
         f->ino = ino;
         f->flags = flags;
         if (blob)
             memcpy(f->blob, blob, HO_FH_BLOB_MAX);
-        f->state = FH_LIVE;
+        f->state = HO_FH_LIVE;
         hd->live_handles++;
         rc = 0;
     }
@@ -481,8 +439,8 @@ void ho_fh_rebuild_free(struct ho_region *h)
     pthread_mutex_lock(&h->fh_lock);
     hd->fh_free = NIL;
     for (uint32_t i = hd->fh_hwm; i-- > 0;)
-        if (slots[i].state != FH_LIVE) {
-            slots[i].state = FH_FREE;
+        if (slots[i].state != HO_FH_LIVE) {
+            slots[i].state = HO_FH_FREE;
             slots[i].next_free = hd->fh_free;
             hd->fh_free = i;
         }
@@ -500,33 +458,13 @@ struct ho_rec *ho_rec(struct ho_region *h, unsigned chan, unsigned slot)
 
 /* ---- sealing ---- */
 
-/* CRC32C over the header (crc field as 0) and the bytes in use. The
- * caller has validated every offset and count against len. */
-static uint32_t region_crc(const uint8_t *base, const struct ho_hdr *hd)
-{
-    struct ho_hdr copy;
-    memcpy(&copy, base, sizeof(copy));
-    copy.crc = 0;
-    uint32_t crc = crc32_iscsi((unsigned char *)&copy, sizeof(copy), 0xffffffffu);
-    for (uint32_t i = 0; i < hd->nstripes; i++) {
-        const uint8_t *s = base + hd->nodes_off + (uint64_t)i * hd->stripe_bytes;
-        struct ho_stripe_hdr sh;
-        memcpy(&sh, s, sizeof(sh));
-        uint64_t used = sizeof(sh) + (uint64_t)sh.nbuckets * 4 + (uint64_t)sh.hwm * hd->node_entry_size;
-        crc = crc32_iscsi((unsigned char *)s, (int)used, crc);
-    }
-    crc = crc32_iscsi((unsigned char *)base + hd->fh_off, (int)((uint64_t)hd->fh_hwm * hd->fh_entry_size), crc);
-    crc = crc32_iscsi((unsigned char *)base + hd->rec_off, (int)((uint64_t)hd->rec_cap * hd->rec_entry_size), crc);
-    return ~crc;
-}
-
 void ho_seal(struct ho_region *h)
 {
     for (unsigned i = 0; i < NSTRIPES; i++)
         pthread_mutex_lock(&h->stripe_lock[i]);
     pthread_mutex_lock(&h->fh_lock);
     __atomic_store_n(&h->hdr->sealed, 1, __ATOMIC_RELAXED);
-    h->hdr->crc = region_crc(h->base, h->hdr);
+    h->hdr->crc = ho_image_crc(h->base, h->hdr);
     pthread_mutex_unlock(&h->fh_lock);
     for (unsigned i = 0; i < NSTRIPES; i++)
         pthread_mutex_unlock(&h->stripe_lock[i]);

@@ -13,42 +13,7 @@
 
 #include "common/util.h"
 #include "fuse/handoff.h"
-
-/* Mirrors of the layout in handoff.c (versions 1 and 2 share the header
- * and node entries; version 1 handle slots have no blob). */
-struct imp_hdr {
-    char magic[8];
-    uint32_t version, hdr_size;
-    uint64_t region_size;
-    uint32_t sealed, crc;
-    uint64_t generation;
-    uint32_t owner_pid, proto_minor;
-    uint64_t flags;
-    uint32_t transport, nstripes;
-    uint32_t stripe_cap, node_entry_size;
-    uint64_t nodes_off, stripe_bytes;
-    uint32_t fh_cap, fh_hwm, fh_entry_size, fh_free;
-    uint64_t fh_off;
-    uint32_t rec_cap, rec_entry_size;
-    uint64_t rec_off;
-    uint64_t live_handles;
-};
-struct imp_stripe {
-    uint32_t hwm, free_head, count, nbuckets;
-};
-struct imp_node {
-    uint64_t id, nlookup;
-    uint32_t next;
-    uint16_t keylen, pad;
-    uint8_t key[HO_NODE_KEY_MAX];
-};
-struct imp_fh {
-    uint32_t state, kind, flags, next_free;
-    uint64_t ino, backend_fh;
-    uint8_t blob[HO_FH_BLOB_MAX];
-};
-#define FH_V1_SIZE 32u
-#define FH_LIVE 2u
+#include "fuse/handoff_layout.h"
 
 /* [off, off+n) inside len, without overflow */
 static int in_bounds(uint64_t off, uint64_t n, size_t len)
@@ -62,16 +27,18 @@ static int fail(const char **why, const char *msg, int err)
     return err;
 }
 
-/* CRC32C of header (crc as 0) and the bytes in use; bounds already checked. */
-static uint32_t image_crc(const uint8_t *b, const struct imp_hdr *hd)
+uint32_t ho_image_crc(const uint8_t *b, const struct ho_hdr *hd)
 {
-    struct imp_hdr copy = *hd;
+    struct ho_hdr copy;
+    memcpy(&copy, b, sizeof(copy)); /* as stored: crc zeroed below */
     copy.crc = 0;
     uint32_t crc = crc32_iscsi((unsigned char *)&copy, sizeof(copy), 0xffffffffu);
     for (uint32_t i = 0; i < hd->nstripes; i++) {
         const uint8_t *s = b + hd->nodes_off + (uint64_t)i * hd->stripe_bytes;
-        struct imp_stripe sh;
+        struct ho_stripe_hdr sh;
         memcpy(&sh, s, sizeof(sh));
+        if (sh.hwm > hd->stripe_cap || sh.nbuckets != hd->stripe_cap)
+            return ~hd->crc; /* changed since it was checked: cannot match */
         uint64_t used = sizeof(sh) + (uint64_t)sh.nbuckets * 4 + (uint64_t)sh.hwm * hd->node_entry_size;
         crc = crc32_iscsi((unsigned char *)s, (int)used, crc);
     }
@@ -81,23 +48,23 @@ static uint32_t image_crc(const uint8_t *b, const struct imp_hdr *hd)
 }
 
 /* Structure checks shared by every version. */
-static int check_layout(const struct imp_hdr *hd, size_t len, const char **why)
+static int check_layout(const struct ho_hdr *hd, size_t len, const char **why)
 {
     if (hd->hdr_size < sizeof(*hd) || hd->hdr_size > 4096)
         return fail(why, "bad header size", -EINVAL);
     if (hd->region_size != len)
         return fail(why, "region size does not match the image", -EINVAL);
-    if (hd->node_entry_size != sizeof(struct imp_node))
+    if (hd->node_entry_size != sizeof(struct ho_node))
         return fail(why, "bad node entry size", -EINVAL);
-    uint32_t want_fh = hd->version == 1 ? FH_V1_SIZE : (uint32_t)sizeof(struct imp_fh);
+    uint32_t want_fh = hd->version == 1 ? HO_FH_V1_SIZE : (uint32_t)sizeof(struct ho_fh);
     if (hd->fh_entry_size != want_fh)
         return fail(why, "bad handle entry size", -EINVAL);
     if (hd->rec_entry_size != sizeof(struct ho_rec))
         return fail(why, "bad request record size", -EINVAL);
     if (hd->nstripes == 0 || hd->nstripes > 4096 || hd->stripe_cap > (1u << 26))
         return fail(why, "bad node table geometry", -EINVAL);
-    uint64_t min_stripe = sizeof(struct imp_stripe) + (uint64_t)hd->stripe_cap * 4 +
-                          (uint64_t)hd->stripe_cap * sizeof(struct imp_node);
+    uint64_t min_stripe = sizeof(struct ho_stripe_hdr) + (uint64_t)hd->stripe_cap * 4 +
+                          (uint64_t)hd->stripe_cap * sizeof(struct ho_node);
     if (hd->stripe_bytes < min_stripe || hd->stripe_bytes > (1ull << 40))
         return fail(why, "bad node stripe size", -EINVAL);
     if (!in_bounds(hd->nodes_off, hd->stripe_bytes * hd->nstripes, len))
@@ -111,18 +78,18 @@ static int check_layout(const struct imp_hdr *hd, size_t len, const char **why)
     return 0;
 }
 
-static int import_nodes(struct ho_region *into, const uint8_t *b, const struct imp_hdr *hd,
+static int import_nodes(struct ho_region *into, const uint8_t *b, const struct ho_hdr *hd,
                         struct ho_imported *out, const char **why)
 {
     for (uint32_t i = 0; i < hd->nstripes; i++) {
         const uint8_t *s = b + hd->nodes_off + (uint64_t)i * hd->stripe_bytes;
-        struct imp_stripe sh;
+        struct ho_stripe_hdr sh;
         memcpy(&sh, s, sizeof(sh));
         if (sh.hwm > hd->stripe_cap || sh.nbuckets != hd->stripe_cap)
             return fail(why, "bad node stripe header", -EINVAL);
         const uint8_t *nodes = s + sizeof(sh) + (uint64_t)sh.nbuckets * 4;
         for (uint32_t j = 0; j < sh.hwm; j++) {
-            struct imp_node n;
+            struct ho_node n;
             memcpy(&n, nodes + (uint64_t)j * sizeof(n), sizeof(n));
             if (n.id == 0)
                 continue;
@@ -140,16 +107,16 @@ static int import_nodes(struct ho_region *into, const uint8_t *b, const struct i
     return 0;
 }
 
-static int import_handles(struct ho_region *into, const uint8_t *b, const struct imp_hdr *hd,
+static int import_handles(struct ho_region *into, const uint8_t *b, const struct ho_hdr *hd,
                           struct ho_imported *out, const char **why)
 {
     for (uint32_t i = 0; i < hd->fh_hwm; i++) {
-        struct imp_fh f;
+        struct ho_fh f;
         memset(&f, 0, sizeof(f));
         memcpy(&f, b + hd->fh_off + (uint64_t)i * hd->fh_entry_size, hd->fh_entry_size);
-        if (f.state > FH_LIVE || f.kind > HO_FH_DIR)
+        if (f.state > HO_FH_LIVE || f.kind > HO_FH_DIR)
             return fail(why, "bad handle slot", -EINVAL);
-        if (f.state != FH_LIVE)
+        if (f.state != HO_FH_LIVE)
             continue; /* reserved: its open never reached the kernel */
         /* keep the kernel's fh number */
         int rc = ho_fh_adopt(into, (uint64_t)i + 1, (enum ho_fh_kind)f.kind, f.ino, f.flags,
@@ -164,7 +131,7 @@ static int import_handles(struct ho_region *into, const uint8_t *b, const struct
     return 0;
 }
 
-static int import_records(const uint8_t *b, const struct imp_hdr *hd, struct ho_imported *out,
+static int import_records(const uint8_t *b, const struct ho_hdr *hd, struct ho_imported *out,
                           const char **why)
 {
     out->recs = calloc(hd->rec_cap ? hd->rec_cap : 1, sizeof(struct ho_rec));
@@ -186,11 +153,11 @@ int ho_import(struct ho_region *into, const void *bytes, size_t len, struct ho_i
 {
     memset(out, 0, sizeof(*out));
     const uint8_t *b = bytes;
-    struct imp_hdr hd;
+    struct ho_hdr hd;
     if (len < sizeof(hd))
         return fail(why, "image shorter than a header", -EINVAL);
     memcpy(&hd, b, sizeof(hd));
-    if (memcmp(hd.magic, "VLFSHAND", 8) != 0)
+    if (memcmp(hd.magic, HO_MAGIC, 8) != 0)
         return fail(why, "not a valorfs handoff region (bad magic)", -EINVAL);
     if (hd.version == 0 || hd.version > HO_VERSION)
         return fail(why, "handoff format version unknown to this binary", -EPROTO);
@@ -198,12 +165,12 @@ int ho_import(struct ho_region *into, const void *bytes, size_t len, struct ho_i
     if (rc < 0)
         return rc;
     for (uint32_t i = 0; i < hd.nstripes; i++) {
-        struct imp_stripe sh;
+        struct ho_stripe_hdr sh;
         memcpy(&sh, b + hd.nodes_off + (uint64_t)i * hd.stripe_bytes, sizeof(sh));
         if (sh.hwm > hd.stripe_cap || sh.nbuckets != hd.stripe_cap)
             return fail(why, "bad node stripe header", -EINVAL);
     }
-    if (hd.sealed && image_crc(b, &hd) != hd.crc)
+    if (hd.sealed && ho_image_crc(b, &hd) != hd.crc)
         return fail(why, "snapshot checksum mismatch (corrupt handoff state)", -EINVAL);
     out->version = hd.version;
     out->sealed = hd.sealed != 0;
@@ -234,35 +201,35 @@ size_t ho_test_write_v1(void *buf, size_t cap, const struct ho_init *init,
 {
     /* one stripe of capacity nnodes, no handles, no records */
     uint32_t stripe_cap = (uint32_t)(nnodes ? nnodes : 1);
-    uint64_t stripe_bytes = sizeof(struct imp_stripe) + (uint64_t)stripe_cap * 4 +
-                            (uint64_t)stripe_cap * sizeof(struct imp_node);
-    uint64_t nodes_off = sizeof(struct imp_hdr);
+    uint64_t stripe_bytes = sizeof(struct ho_stripe_hdr) + (uint64_t)stripe_cap * 4 +
+                            (uint64_t)stripe_cap * sizeof(struct ho_node);
+    uint64_t nodes_off = sizeof(struct ho_hdr);
     uint64_t fh_off = nodes_off + stripe_bytes;
     uint64_t size = fh_off;
     if (size > cap)
         return 0;
     memset(buf, 0, size);
     uint8_t *b = buf;
-    struct imp_hdr hd = { .version = 1, .hdr_size = sizeof(hd), .region_size = size,
+    struct ho_hdr hd = { .version = 1, .hdr_size = sizeof(hd), .region_size = size,
                           .proto_minor = init->proto_minor, .transport = init->transport,
                           .flags = init->flags, .nstripes = 1, .stripe_cap = stripe_cap,
-                          .node_entry_size = sizeof(struct imp_node), .nodes_off = nodes_off,
-                          .stripe_bytes = stripe_bytes, .fh_entry_size = FH_V1_SIZE,
+                          .node_entry_size = sizeof(struct ho_node), .nodes_off = nodes_off,
+                          .stripe_bytes = stripe_bytes, .fh_entry_size = HO_FH_V1_SIZE,
                           .fh_off = fh_off, .rec_entry_size = sizeof(struct ho_rec),
                           .rec_off = fh_off, .generation = 1 };
-    memcpy(hd.magic, "VLFSHAND", 8);
-    struct imp_stripe sh = { .hwm = (uint32_t)nnodes, .free_head = UINT32_MAX,
+    memcpy(hd.magic, HO_MAGIC, 8);
+    struct ho_stripe_hdr sh = { .hwm = (uint32_t)nnodes, .free_head = UINT32_MAX,
                              .count = (uint32_t)nnodes, .nbuckets = stripe_cap };
     memcpy(b + nodes_off, &sh, sizeof(sh));
     memset(b + nodes_off + sizeof(sh), 0xff, (size_t)stripe_cap * 4);
     uint8_t *nodes = b + nodes_off + sizeof(sh) + (uint64_t)stripe_cap * 4;
     for (size_t i = 0; i < nnodes; i++) {
-        struct imp_node n = { .id = node_ids[i], .nlookup = nlookups[i], .next = UINT32_MAX };
+        struct ho_node n = { .id = node_ids[i], .nlookup = nlookups[i], .next = UINT32_MAX };
         memcpy(nodes + i * sizeof(n), &n, sizeof(n));
     }
     hd.sealed = 1;
     memcpy(b, &hd, sizeof(hd));
-    hd.crc = image_crc(b, &hd);
+    hd.crc = ho_image_crc(b, &hd);
     memcpy(b, &hd, sizeof(hd));
     return size;
 }

@@ -4,8 +4,7 @@
 
 #include "fuse/adaptive_wait.h"
 
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+#include "common/test_check.h"
 
 /* One idle period: spin (if the budget allows) for gap_ns of idle time. */
 static void idle_period(struct adaptive_wait *aw, uint64_t gap_ns)

@@ -8,8 +8,7 @@
 
 #include "fuse/decode.h"
 
-static int failures;
-#define CHECK(cond) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
+#include "common/test_check.h"
 
 static _Alignas(8) unsigned char frame[1 << 16];
 

@@ -8,14 +8,7 @@
 
 #include "fuse/handoff.h"
 
-static int failures;
-#define CHECK(c)                                                                      \
-    do {                                                                              \
-        if (!(c)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);     \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#include "common/test_check.h"
 
 static struct ho_region *small(void)
 {

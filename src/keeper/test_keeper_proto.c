@@ -17,14 +17,7 @@
 
 #include "keeper/keeper_proto.h"
 
-static int failures;
-#define CHECK(c)                                                                      \
-    do {                                                                              \
-        if (!(c)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);     \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#include "common/test_check.h"
 
 static int count_fds(void)
 {

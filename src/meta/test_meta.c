@@ -24,14 +24,7 @@
 #include "kv/kv.h"
 #include "meta/meta_core.h"
 
-static int failures;
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
+#include "common/test_check.h"
 #define CHECK_RC(expr, want)                                                          \
     do {                                                                              \
         int rc_ = (expr);                                                             \

@@ -15,14 +15,7 @@
 #include "meta/server.h"
 #include "rpc/rpc.h"
 
-static int failures;
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
+#include "common/test_check.h"
 
 static struct rpc_client *cli;
 static char addr[64];

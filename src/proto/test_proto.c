@@ -20,15 +20,7 @@
 #include "proto/storage_proto.h"
 #include "rpc/rpc.h"
 
-static int failures;
-
-#define CHECK(cond)                                                               \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                           \
-        }                                                                         \
-    } while (0)
+#include "common/test_check.h"
 
 static void *dup_exact(const void *p, size_t n)
 {
