@@ -157,35 +157,42 @@ uint64_t ho_generation(const struct ho_region *h) { return h->hdr->generation; }
 
 /* ---- nodes ---- */
 
-static struct ho_node *node_find(struct ho_stripe_hdr *sh, uint64_t hash, uint64_t id,
-                                 uint32_t **link)
+/* Where a node id lives: its stripe (locked by stripe_lock_find until
+ * stripe_unlock), the link pointing at it or where it would be linked. */
+struct node_at {
+    unsigned si;
+    struct ho_stripe_hdr *sh;
+    uint32_t *link;
+};
+
+static struct ho_node *stripe_lock_find(struct ho_region *h, uint64_t id, int writing,
+                                        struct node_at *at)
 {
-    uint32_t *p = &stripe_buckets(sh)[(hash >> 8) % sh->nbuckets];
-    struct ho_node *nodes = stripe_nodes(sh);
-    while (*p != NIL) {
-        struct ho_node *n = &nodes[*p];
-        if (n->id == id) {
-            if (link)
-                *link = p;
-            return n;
-        }
-        p = &n->next;
-    }
-    if (link)
-        *link = p;
-    return NULL;
+    uint64_t hash = mix(id);
+    at->si = (unsigned)(hash % NSTRIPES);
+    at->sh = stripe_hdr(h, at->si);
+    pthread_mutex_lock(&h->stripe_lock[at->si]);
+    if (writing)
+        __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED);
+    uint32_t *p = &stripe_buckets(at->sh)[(hash >> 8) % at->sh->nbuckets];
+    struct ho_node *nodes = stripe_nodes(at->sh);
+    while (*p != NIL && nodes[*p].id != id)
+        p = &nodes[*p].next;
+    at->link = p;
+    return *p != NIL ? &nodes[*p] : NULL;
+}
+
+static void stripe_unlock(struct ho_region *h, const struct node_at *at)
+{
+    pthread_mutex_unlock(&h->stripe_lock[at->si]);
 }
 
 static uint64_t node_add(struct ho_region *h, uint64_t id, uint64_t count, const void *key,
                          size_t keylen)
 {
-    uint64_t hash = mix(id);
-    unsigned si = (unsigned)(hash % NSTRIPES);
-    struct ho_stripe_hdr *sh = stripe_hdr(h, si);
-    pthread_mutex_lock(&h->stripe_lock[si]);
-    __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED);
-    uint32_t *link;
-    struct ho_node *n = node_find(sh, hash, id, &link);
+    struct node_at at;
+    struct ho_node *n = stripe_lock_find(h, id, 1, &at);
+    struct ho_stripe_hdr *sh = at.sh;
     uint64_t res = 0;
     if (n) {
         n->nlookup += count;
@@ -199,7 +206,7 @@ static uint64_t node_add(struct ho_region *h, uint64_t id, uint64_t count, const
         } else if (sh->hwm < h->hdr->stripe_cap) {
             idx = sh->hwm++;
         } else {
-            pthread_mutex_unlock(&h->stripe_lock[si]);
+            stripe_unlock(h, &at);
             return 0;
         }
         n = &nodes[idx];
@@ -209,11 +216,11 @@ static uint64_t node_add(struct ho_region *h, uint64_t id, uint64_t count, const
             memcpy(n->key, key, n->keylen);
         n->next = NIL;
         n->id = id; /* last: an entry with an id is a node (import reads this) */
-        *link = idx;
+        *at.link = idx;
         sh->count++;
         res = count;
     }
-    pthread_mutex_unlock(&h->stripe_lock[si]);
+    stripe_unlock(h, &at);
     return res;
 }
 
@@ -232,51 +239,43 @@ int ho_node_known(struct ho_region *h, uint64_t id) { return ho_node_lookups(h, 
 
 uint64_t ho_node_lookups(struct ho_region *h, uint64_t id)
 {
-    uint64_t hash = mix(id);
-    unsigned si = (unsigned)(hash % NSTRIPES);
-    pthread_mutex_lock(&h->stripe_lock[si]);
-    struct ho_node *n = node_find(stripe_hdr(h, si), hash, id, NULL);
+    struct node_at at;
+    struct ho_node *n = stripe_lock_find(h, id, 0, &at);
     uint64_t v = n ? n->nlookup : 0;
-    pthread_mutex_unlock(&h->stripe_lock[si]);
+    stripe_unlock(h, &at);
     return v;
 }
 
 void ho_node_set_key(struct ho_region *h, uint64_t id, const void *key, size_t keylen)
 {
-    uint64_t hash = mix(id);
-    unsigned si = (unsigned)(hash % NSTRIPES);
-    pthread_mutex_lock(&h->stripe_lock[si]);
-    struct ho_node *n = node_find(stripe_hdr(h, si), hash, id, NULL);
+    struct node_at at;
+    struct ho_node *n = stripe_lock_find(h, id, 1, &at);
     if (n) {
         n->keylen = (uint16_t)MIN(keylen, (size_t)HO_NODE_KEY_MAX);
         memcpy(n->key, key, n->keylen);
     }
-    pthread_mutex_unlock(&h->stripe_lock[si]);
+    stripe_unlock(h, &at);
 }
 
 uint64_t ho_node_forget(struct ho_region *h, uint64_t id, uint64_t count)
 {
-    uint64_t hash = mix(id);
-    unsigned si = (unsigned)(hash % NSTRIPES);
-    struct ho_stripe_hdr *sh = stripe_hdr(h, si);
-    pthread_mutex_lock(&h->stripe_lock[si]);
-    __atomic_store_n(&h->hdr->sealed, 0, __ATOMIC_RELAXED);
-    uint32_t *link;
-    struct ho_node *n = node_find(sh, hash, id, &link);
+    struct node_at at;
+    struct ho_node *n = stripe_lock_find(h, id, 1, &at);
+    struct ho_stripe_hdr *sh = at.sh;
     uint64_t left = 0;
     if (n) {
         n->nlookup = count >= n->nlookup ? 0 : n->nlookup - count;
         left = n->nlookup;
         if (left == 0) {
-            uint32_t idx = *link;
-            *link = n->next;
+            uint32_t idx = *at.link;
+            *at.link = n->next;
             n->id = 0;
             n->next = sh->free_head;
             sh->free_head = idx;
             sh->count--;
         }
     }
-    pthread_mutex_unlock(&h->stripe_lock[si]);
+    stripe_unlock(h, &at);
     return left;
 }
 
