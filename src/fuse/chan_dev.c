@@ -69,7 +69,7 @@ static void handle_frame(struct vfs_req *r, size_t n)
 {
     int rc = fuse_decode_dev(r->buf, n, &r->m);
     atomic_store_explicit(&r->busy, 1, memory_order_relaxed);
-    r->chan->nreq++;
+    __atomic_store_n(&r->chan->nreq, r->chan->nreq + 1, __ATOMIC_RELAXED); /* read by status */
     if (rc == 0) {
         vfs_dispatch(r);
         return;

@@ -130,7 +130,7 @@ void chan_uring_on_cqe(struct vfs_chan *c, struct vfs_req *r, int res)
                  ? fuse_decode_ring(r->hdr->in_out, r->hdr->op_in, r->buf, plen, &r->m)
                  : -EINVAL;
     atomic_store_explicit(&r->busy, 1, memory_order_relaxed);
-    c->nreq++;
+    __atomic_store_n(&c->nreq, c->nreq + 1, __ATOMIC_RELAXED); /* read by status */
     if (rc == 0) {
         vfs_dispatch(r);
         return;

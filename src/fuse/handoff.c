@@ -22,7 +22,9 @@
 #include "common/util.h"
 #include "fuse/handoff_layout.h"
 
-#define NSTRIPES 64u
+/* 32: sealing holds every stripe lock at once, and ThreadSanitizer tracks at
+ * most 64 locks held by one thread */
+#define NSTRIPES 32u
 #define NIL UINT32_MAX
 
 struct ho_region {
@@ -314,20 +316,26 @@ uint64_t ho_fh_reserve(struct ho_region *h)
         idx = hd->fh_free;
         hd->fh_free = slots[idx].next_free;
     } else if (hd->fh_hwm < hd->fh_cap) {
-        idx = hd->fh_hwm++;
+        /* read without the lock by fh_slot(): atomic */
+        idx = hd->fh_hwm;
+        __atomic_store_n(&hd->fh_hwm, idx + 1, __ATOMIC_RELEASE);
     } else {
         pthread_mutex_unlock(&h->fh_lock);
         return 0;
     }
-    memset(&slots[idx], 0, sizeof(slots[idx]));
-    slots[idx].state = HO_FH_RESERVED;
+    struct ho_fh *f = &slots[idx];
+    f->kind = f->flags = f->next_free = 0;
+    f->ino = f->backend_fh = 0;
+    memset(f->blob, 0, sizeof(f->blob));
+    /* the state is read without the lock (ho_fh_lookup): atomic */
+    __atomic_store_n(&f->state, HO_FH_RESERVED, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&h->fh_lock);
     return (uint64_t)idx + 1;
 }
 
 static struct ho_fh *fh_slot(struct ho_region *h, uint64_t kfh)
 {
-    if (kfh == 0 || kfh > h->hdr->fh_hwm)
+    if (kfh == 0 || kfh > __atomic_load_n(&h->hdr->fh_hwm, __ATOMIC_ACQUIRE))
         return NULL;
     return &fh_slots(h)[kfh - 1];
 }
@@ -342,7 +350,7 @@ void ho_fh_commit(struct ho_region *h, uint64_t kfh, enum ho_fh_kind kind, uint6
         f->ino = ino;
         f->flags = flags;
         f->backend_fh = backend_fh;
-        f->state = HO_FH_LIVE;
+        __atomic_store_n(&f->state, HO_FH_LIVE, __ATOMIC_RELEASE);
         h->hdr->live_handles++;
     }
     pthread_mutex_unlock(&h->fh_lock);
@@ -356,7 +364,7 @@ void ho_fh_release(struct ho_region *h, uint64_t kfh)
     if (f && f->state != HO_FH_FREE) {
         if (f->state == HO_FH_LIVE)
             h->hdr->live_handles--;
-        f->state = HO_FH_FREE;
+        __atomic_store_n(&f->state, HO_FH_FREE, __ATOMIC_RELEASE);
         f->next_free = h->hdr->fh_free;
         h->hdr->fh_free = (uint32_t)(kfh - 1);
     }
@@ -376,7 +384,7 @@ int ho_fh_lookup(struct ho_region *h, uint64_t kfh, uint64_t *bfh)
 void *ho_fh_blob(struct ho_region *h, uint64_t kfh)
 {
     struct ho_fh *f = fh_slot(h, kfh);
-    return f && f->state != HO_FH_FREE ? f->blob : NULL;
+    return f && __atomic_load_n(&f->state, __ATOMIC_ACQUIRE) != HO_FH_FREE ? f->blob : NULL;
 }
 
 uint64_t ho_fh_count(struct ho_region *h)
@@ -412,7 +420,7 @@ int ho_fh_adopt(struct ho_region *h, uint64_t kfh, enum ho_fh_kind kind, uint64_
     pthread_mutex_lock(&h->fh_lock);
     if (kfh > hd->fh_hwm) {
         /* slots skipped over are zeroed, i.e. free */
-        hd->fh_hwm = (uint32_t)kfh;
+        __atomic_store_n(&hd->fh_hwm, (uint32_t)kfh, __ATOMIC_RELEASE);
     }
     struct ho_fh *f = &fh_slots(h)[kfh - 1];
     int rc = -EEXIST;
@@ -423,7 +431,7 @@ int ho_fh_adopt(struct ho_region *h, uint64_t kfh, enum ho_fh_kind kind, uint64_
         f->flags = flags;
         if (blob)
             memcpy(f->blob, blob, HO_FH_BLOB_MAX);
-        f->state = HO_FH_LIVE;
+        __atomic_store_n(&f->state, HO_FH_LIVE, __ATOMIC_RELEASE);
         hd->live_handles++;
         rc = 0;
     }
@@ -439,7 +447,7 @@ void ho_fh_rebuild_free(struct ho_region *h)
     hd->fh_free = NIL;
     for (uint32_t i = hd->fh_hwm; i-- > 0;)
         if (slots[i].state != HO_FH_LIVE) {
-            slots[i].state = HO_FH_FREE;
+            __atomic_store_n(&slots[i].state, HO_FH_FREE, __ATOMIC_RELEASE);
             slots[i].next_free = hd->fh_free;
             hd->fh_free = i;
         }

@@ -461,7 +461,7 @@ int takeover_on_keeper(struct vfs_session *s)
         char text[KP_TEXT_MAX];
         uint64_t nreq = 0;
         for (int i = 0; i < s->nchans; i++)
-            nreq += s->chans[i]->nreq;
+            nreq += __atomic_load_n(&s->chans[i]->nreq, __ATOMIC_RELAXED);
         snprintf(text, sizeof(text),
                  "daemon_pid=%d transport=%s channels=%d nodes=%llu handles=%llu requests=%llu",
                  (int)getpid(), vfs_transport_name(s->active), s->nchans,
