@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
+#include <linux/close_range.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -366,6 +368,18 @@ static int mount_alive(struct keeper *k)
     return fuse_mount_conn_id(k->o->mountpoint) == k->conn_id;
 }
 
+/* What a dead daemon sent before it died (a REFUSED, a last CHAN whose
+ * descriptor is still in flight) is read before its death is handled. */
+static void drain_msgs(struct keeper *k, struct daemon *d)
+{
+    while (d->sock >= 0) {
+        struct pollfd p = { .fd = d->sock, .events = POLLIN };
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP)))
+            return;
+        on_msg(k, d);
+    }
+}
+
 /* returns 1 when the keeper should exit */
 static int on_child(struct keeper *k, int *exit_code)
 {
@@ -377,6 +391,13 @@ static int on_child(struct keeper *k, int *exit_code)
             snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
         else
             snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+        int was_next = pid == k->next.pid;
+        if (was_next) {
+            k->next.pid = -1; /* reaped: never signal that pid again */
+            drain_msgs(k, &k->next);
+        } else if (pid == k->cur.pid) {
+            drain_msgs(k, &k->cur);
+        }
         if (pid == k->cur.pid) {
             int clean = k->cur.clean || (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
                                          !mount_alive(k));
@@ -407,7 +428,7 @@ static int on_child(struct keeper *k, int *exit_code)
             if (k->next.pid > 0)
                 abort_upgrade(k, "the running daemon died during the upgrade");
             restart_after_crash(k);
-        } else if (pid == k->next.pid) {
+        } else if (was_next) {
             if (k->up_client >= 0) {
                 char why[128];
                 snprintf(why, sizeof(why), "new daemon exited before taking over (%s)", how);
@@ -510,6 +531,9 @@ int keeper_run(const struct keeper_opts *o)
     daemon_reset(&k.cur);
     daemon_reset(&k.next);
     daemon_reset(&k.old);
+    /* whatever the caller left open (a shell's or a test harness's pipes)
+     * must not live on in every daemon generation */
+    syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
     fcntl(o->dev_fd, F_SETFD, FD_CLOEXEC);
     if (o->ready_fd >= 0)
         fcntl(o->ready_fd, F_SETFD, FD_CLOEXEC);

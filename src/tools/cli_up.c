@@ -799,8 +799,11 @@ static int up_main(int argc, char **argv)
     }
     printf("\nvalorfs is up: %d storage servers x %d targets, chains of %d replicas.\n",
            o.nstorage, o.ntargets, o.replicas);
-    if (!o.nostorage_mount)
+    if (!o.nostorage_mount) {
         printf("  mount:   %s\n", e.mount);
+        printf("  daemon:  valorfs mount-info %s   (upgrade without unmounting: valorfs upgrade %s)\n",
+               e.mount, e.mount);
+    }
     printf("  mgmtd:   %s   (valorfs status --mgmtd=%s)\n", mgmtd_addr, mgmtd_addr);
     printf("  data:    %s   logs in %s/log\n", data, data);
     printf("  stop:    valorfs down --data=%s\n", data);
