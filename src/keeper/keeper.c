@@ -461,7 +461,9 @@ static void on_control(struct keeper *k)
         return;
     }
     if (m.type == KP_CTL_STATUS) {
-        if (k->status_client >= 0 || k->cur.sock < 0 || !k->cur.ready) {
+        /* a daemon still starting answers once it serves: the request
+         * waits in its socket */
+        if (k->status_client >= 0 || k->cur.sock < 0) {
             char msg[KP_TEXT_MAX];
             snprintf(msg, sizeof(msg), "keeper_pid=%d generation=%llu restarts=%llu upgrades=%llu daemon=starting",
                      (int)getpid(), (unsigned long long)k->cur.gen,
