@@ -18,14 +18,7 @@
 
 #include "fuse/decode.h"
 
-#define FUZZ_CHECK(cond)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                                \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "fuzz_check.h"
 
 /* A byte range [lo, hi) a view must stay in. */
 struct fuzz_range {

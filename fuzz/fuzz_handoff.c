@@ -28,14 +28,7 @@
 #include "fuse/handoff.h"
 #include "fuzz_handoff_image.h"
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                                \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -68,7 +61,7 @@ static void expect_add(struct expect *e, uint64_t id, uint64_t n)
             e->lookups[i] += n; /* what ho_node_ref_n does with a repeat */
             return;
         }
-    CHECK(e->nids < MAX_IDS);
+    FUZZ_CHECK(e->nids < MAX_IDS);
     e->ids[e->nids] = id;
     e->lookups[e->nids++] = n;
 }
@@ -78,9 +71,9 @@ static void check_nonzero_node(void *arg, uint64_t id, uint64_t nlookup, const v
 {
     (void)arg;
     (void)key;
-    CHECK(id != 0);
-    CHECK(nlookup != 0);
-    CHECK(keylen <= HO_NODE_KEY_MAX);
+    FUZZ_CHECK(id != 0);
+    FUZZ_CHECK(nlookup != 0);
+    FUZZ_CHECK(keylen <= HO_NODE_KEY_MAX);
 }
 
 struct fh_walk {
@@ -93,13 +86,13 @@ static void check_handle(void *arg, uint64_t kfh, enum ho_fh_kind kind, uint64_t
                          uint32_t flags, void *blob)
 {
     struct fh_walk *w = arg;
-    CHECK(kfh >= 1 && kfh <= w->hd->fh_hwm);
+    FUZZ_CHECK(kfh >= 1 && kfh <= w->hd->fh_hwm);
     struct fi_fh f;
     memset(&f, 0, sizeof(f));
     memcpy(&f, w->img + w->hd->fh_off + (kfh - 1) * w->hd->fh_entry_size, w->hd->fh_entry_size);
-    CHECK(f.state == FI_FH_LIVE);
-    CHECK((uint32_t)kind == f.kind && ino == f.ino && flags == f.flags);
-    CHECK(memcmp(blob, f.blob, HO_FH_BLOB_MAX) == 0);
+    FUZZ_CHECK(f.state == FI_FH_LIVE);
+    FUZZ_CHECK((uint32_t)kind == f.kind && ino == f.ino && flags == f.flags);
+    FUZZ_CHECK(memcmp(blob, f.blob, HO_FH_BLOB_MAX) == 0);
     w->seen++;
 }
 
@@ -107,16 +100,16 @@ static void check_accepted(struct ho_region *into, const uint8_t *img, size_t le
                            const struct ho_imported *out)
 {
     struct fi_hdr hd;
-    CHECK(len >= sizeof(hd));
+    FUZZ_CHECK(len >= sizeof(hd));
     memcpy(&hd, img, sizeof(hd));
-    CHECK(out->version == hd.version && (out->version == 1 || out->version == 2));
-    CHECK(out->sealed == (hd.sealed != 0));
-    CHECK(out->owner_pid == hd.owner_pid && out->generation == hd.generation);
+    FUZZ_CHECK(out->version == hd.version && (out->version == 1 || out->version == 2));
+    FUZZ_CHECK(out->sealed == (hd.sealed != 0));
+    FUZZ_CHECK(out->owner_pid == hd.owner_pid && out->generation == hd.generation);
     struct ho_init init;
     ho_get_init(into, &init);
-    CHECK(init.proto_minor == hd.proto_minor && init.transport == hd.transport &&
+    FUZZ_CHECK(init.proto_minor == hd.proto_minor && init.transport == hd.transport &&
           init.flags == hd.flags);
-    CHECK(memcmp(&init, &out->init, sizeof(init)) == 0);
+    FUZZ_CHECK(memcmp(&init, &out->init, sizeof(init)) == 0);
 
     /* nodes */
     static struct expect e;
@@ -134,9 +127,9 @@ static void check_accepted(struct ho_region *into, const uint8_t *img, size_t le
         }
     }
     for (size_t i = 0; i < e.nids; i++)
-        CHECK(ho_node_lookups(into, e.ids[i]) == e.lookups[i]);
-    CHECK(ho_node_count(into) == e.nids);
-    CHECK(out->nodes == ho_node_count(into));
+        FUZZ_CHECK(ho_node_lookups(into, e.ids[i]) == e.lookups[i]);
+    FUZZ_CHECK(ho_node_count(into) == e.nids);
+    FUZZ_CHECK(out->nodes == ho_node_count(into));
     ho_node_foreach(into, check_nonzero_node, NULL);
 
     /* handles */
@@ -147,22 +140,22 @@ static void check_accepted(struct ho_region *into, const uint8_t *img, size_t le
         memcpy(&f, img + hd.fh_off + (uint64_t)i * hd.fh_entry_size, hd.fh_entry_size);
         uint64_t bfh;
         int rc = ho_fh_lookup(into, (uint64_t)i + 1, &bfh);
-        CHECK(f.state == FI_FH_LIVE ? rc == 0 : rc == -EBADF);
+        FUZZ_CHECK(f.state == FI_FH_LIVE ? rc == 0 : rc == -EBADF);
         live += f.state == FI_FH_LIVE;
     }
-    CHECK(out->handles == live && ho_fh_count(into) == live);
+    FUZZ_CHECK(out->handles == live && ho_fh_count(into) == live);
     struct fh_walk w = { img, &hd, 0 };
     ho_fh_foreach(into, check_handle, &w);
-    CHECK(w.seen == live);
+    FUZZ_CHECK(w.seen == live);
     /* the rebuilt free list hands out a slot nobody holds */
     uint64_t kfh = ho_fh_reserve(into);
     if (kfh != 0) {
         uint64_t bfh;
-        CHECK(kfh <= small_limits.handles);
-        CHECK(ho_fh_lookup(into, kfh, &bfh) == -EBADF);
+        FUZZ_CHECK(kfh <= small_limits.handles);
+        FUZZ_CHECK(ho_fh_lookup(into, kfh, &bfh) == -EBADF);
         ho_fh_release(into, kfh);
     } else {
-        CHECK(live == small_limits.handles);
+        FUZZ_CHECK(live == small_limits.handles);
     }
 
     /* records */
@@ -172,28 +165,28 @@ static void check_accepted(struct ho_region *into, const uint8_t *img, size_t le
         memcpy(&r, img + hd.rec_off + (uint64_t)i * sizeof(r), sizeof(r));
         if (r.phase == HO_REC_NONE || r.unique == 0)
             continue;
-        CHECK(nrecs < out->nrecs);
-        CHECK(memcmp(&out->recs[nrecs], &r, sizeof(r)) == 0);
-        CHECK(ho_imported_find(out, r.unique) != NULL);
+        FUZZ_CHECK(nrecs < out->nrecs);
+        FUZZ_CHECK(memcmp(&out->recs[nrecs], &r, sizeof(r)) == 0);
+        FUZZ_CHECK(ho_imported_find(out, r.unique) != NULL);
         nrecs++;
     }
-    CHECK(nrecs == out->nrecs);
+    FUZZ_CHECK(nrecs == out->nrecs);
 
     /* what we imported is itself a valid region for the next daemon */
     ho_seal(into);
     size_t mlen;
     const void *m = ho_map_fd(ho_fd(into), &mlen);
-    CHECK(m != NULL);
+    FUZZ_CHECK(m != NULL);
     struct ho_region *again = fresh(&small_limits);
     struct ho_imported out2;
     const char *why = NULL;
     int rc = ho_import(again, m, mlen, &out2, &why);
     if (rc != 0)
         fprintf(stderr, "re-import failed: %d %s\n", rc, why);
-    CHECK(rc == 0);
-    CHECK(out2.sealed && out2.version == HO_VERSION);
-    CHECK(out2.nodes == out->nodes && out2.handles == out->handles);
-    CHECK(ho_node_count(again) == out->nodes && ho_fh_count(again) == out->handles);
+    FUZZ_CHECK(rc == 0);
+    FUZZ_CHECK(out2.sealed && out2.version == HO_VERSION);
+    FUZZ_CHECK(out2.nodes == out->nodes && out2.handles == out->handles);
+    FUZZ_CHECK(ho_node_count(again) == out->nodes && ho_fh_count(again) == out->handles);
     free(out2.recs);
     ho_free(again);
     munmap((void *)m, mlen);
@@ -208,7 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* an exact-size copy, so ASan sees any read past the image */
     uint8_t *img = malloc(size ? size : 1);
-    CHECK(img != NULL);
+    FUZZ_CHECK(img != NULL);
     memcpy(img, data, size);
     if (target == NULL)
         target = fresh(&small_limits);
@@ -221,9 +214,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_accepted(target, img, size, &out);
         free(out.recs);
     } else {
-        CHECK(rc == -EINVAL || rc == -EPROTO || rc == -ENOSPC);
-        CHECK(why != NULL && why[0] != '\0');
-        CHECK(out.recs == NULL);
+        FUZZ_CHECK(rc == -EINVAL || rc == -EPROTO || rc == -ENOSPC);
+        FUZZ_CHECK(why != NULL && why[0] != '\0');
+        FUZZ_CHECK(out.recs == NULL);
     }
     /* a refused import may have placed part of the image: start clean */
     if (rc == 0 || ho_node_count(target) != 0 || ho_fh_count(target) != 0) {
@@ -242,7 +235,7 @@ static void roundtrip_real_region(void)
     ho_set_init(old, &(struct ho_init){ 41, 1, 0x12345 });
     ho_set_owner(old, 4242, 7);
     for (uint64_t i = 1; i <= 100; i++)
-        CHECK(ho_node_ref_n(old, i * 977, i, &i, sizeof(i)) == i);
+        FUZZ_CHECK(ho_node_ref_n(old, i * 977, i, &i, sizeof(i)) == i);
     uint64_t a = ho_fh_reserve(old), b = ho_fh_reserve(old), c = ho_fh_reserve(old);
     ho_fh_commit(old, a, HO_FH_FILE, 977, 02, 11);
     ho_fh_commit(old, c, HO_FH_DIR, 2 * 977, 0, 12);
@@ -252,7 +245,7 @@ static void roundtrip_real_region(void)
     ho_seal(old);
     size_t len;
     const void *m = ho_map_fd(ho_fd(old), &len);
-    CHECK(m != NULL);
+    FUZZ_CHECK(m != NULL);
     /* room for 100 nodes however they hash to stripes */
     struct ho_region *into = fresh(&(struct ho_limits){ .nodes = 4096, .handles = 64 });
     struct ho_imported out;
@@ -260,13 +253,13 @@ static void roundtrip_real_region(void)
     int rc = ho_import(into, m, len, &out, &why);
     if (rc != 0)
         fprintf(stderr, "import of a real region failed: %d %s\n", rc, why);
-    CHECK(rc == 0);
-    CHECK(out.sealed && out.version == HO_VERSION && out.generation == 7);
-    CHECK(out.nodes == 100 && out.handles == 2 && out.nrecs == 1);
-    CHECK(ho_node_lookups(into, 50 * 977) == 50);
+    FUZZ_CHECK(rc == 0);
+    FUZZ_CHECK(out.sealed && out.version == HO_VERSION && out.generation == 7);
+    FUZZ_CHECK(out.nodes == 100 && out.handles == 2 && out.nrecs == 1);
+    FUZZ_CHECK(ho_node_lookups(into, 50 * 977) == 50);
     uint64_t bfh;
-    CHECK(ho_fh_lookup(into, a, &bfh) == 0 && ho_fh_lookup(into, b, &bfh) == -EBADF);
-    CHECK(memcmp(ho_fh_blob(into, c), "blob", 4) == 0);
+    FUZZ_CHECK(ho_fh_lookup(into, a, &bfh) == 0 && ho_fh_lookup(into, b, &bfh) == -EBADF);
+    FUZZ_CHECK(memcmp(ho_fh_blob(into, c), "blob", 4) == 0);
     free(out.recs);
     ho_free(into);
     munmap((void *)m, len);
@@ -275,7 +268,7 @@ static void roundtrip_real_region(void)
     uint8_t v1[8192];
     uint64_t ids[3] = { 5, 6, 7 }, counts[3] = { 1, 2, 3 };
     size_t n = ho_test_write_v1(v1, sizeof(v1), &(struct ho_init){ 31, 0, 1 }, ids, counts, 3);
-    CHECK(n > 0);
+    FUZZ_CHECK(n > 0);
     if (LLVMFuzzerTestOneInput(v1, n) != 0)
         abort();
 }

@@ -25,14 +25,7 @@
 
 #include "keeper/keeper_proto.h"
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                                \
-            abort();                                                                       \
-        }                                                                                  \
-    } while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -43,7 +36,7 @@ static int devnull = -1;
 static int count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL);
+    FUZZ_CHECK(d != NULL);
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL)
@@ -71,12 +64,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     /* room for the largest datagram libFuzzer will send (-max_len) */
-    CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    FUZZ_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
     int buf = 1 << 20;
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
     setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    CHECK(devnull >= 0);
+    FUZZ_CHECK(devnull >= 0);
     return 0;
 }
 
@@ -102,21 +95,21 @@ static void send_raw(const uint8_t *p, size_t n, int nfds)
     ssize_t w = sendmsg(sv[0], &msg, MSG_NOSIGNAL);
     if (w < 0)
         fprintf(stderr, "sendmsg of %zu bytes: %s\n", n, strerror(errno));
-    CHECK(w == (ssize_t)n);
+    FUZZ_CHECK(w == (ssize_t)n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *buf = malloc(size ? size : 1);
-    CHECK(buf != NULL);
+    FUZZ_CHECK(buf != NULL);
     memcpy(buf, data, size);
     int want = expected_check(buf, size);
     int got = kp_check(buf, size);
-    CHECK(got == want);
+    FUZZ_CHECK(got == want);
     if (got == 0) {
         struct kp_msg m;
         memcpy(&m, buf, sizeof(m));
-        CHECK(strcmp(kp_type_name(m.type), "?") != 0);
+        FUZZ_CHECK(strcmp(kp_type_name(m.type), "?") != 0);
     }
 
     int before = count_fds();
@@ -128,25 +121,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = kp_recv(sv[1], &m, fds, &nfds);
     if (size == 0) {
         /* an empty datagram reads like EOF on SEQPACKET */
-        CHECK(rc == -ECONNRESET || rc == -EPROTO);
+        FUZZ_CHECK(rc == -ECONNRESET || rc == -EPROTO);
     } else {
-        CHECK(rc == want);
+        FUZZ_CHECK(rc == want);
     }
     if (rc == 0) {
-        CHECK(nfds == nsent);
-        CHECK(memcmp(&m, buf, sizeof(m)) == 0);
+        FUZZ_CHECK(nfds == nsent);
+        FUZZ_CHECK(memcmp(&m, buf, sizeof(m)) == 0);
         for (int i = 0; i < nfds; i++) {
-            CHECK(fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
+            FUZZ_CHECK(fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
             close(fds[i]);
         }
     } else {
-        CHECK(nfds == 0);
+        FUZZ_CHECK(nfds == 0);
     }
     int after = count_fds();
     if (after != before)
         fprintf(stderr, "descriptor leak: %d before, %d after kp_recv (rc %d, %d sent)\n",
                 before, after, rc, nsent);
-    CHECK(after == before);
+    FUZZ_CHECK(after == before);
     free(buf);
     return 0;
 }
