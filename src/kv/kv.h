@@ -18,9 +18,21 @@
  * may relax that (KV_SYNC_NONE: the OS flushes later; a crash may lose the
  * last commits but never corrupts the store).
  *
- * Backends are chosen by URI in kv_open(): "lmdb:PATH" (or a plain path) is
- * the embedded LMDB store. A distributed engine (etcd) plugs in behind the
- * same struct kv_backend_ops without any change to callers.
+ * Backends are chosen by URI in kv_open():
+ *   "lmdb:PATH" (or a plain path): the embedded LMDB store (one machine).
+ *   "etcd://HOST:PORT[,HOST:PORT...][/PREFIX/][?op_timeout_ms=N]": an etcd v3
+ *     cluster through its JSON gateway (kv_etcd.c). Keys live under PREFIX
+ *     (default "/valorfs/"), so several stores can share one etcd cluster.
+ *     Snapshot reads at one etcd revision; kv_commit() is one etcd txn whose
+ *     compares check the mod_revision of every key read (and absence), and of
+ *     every scanned range, so a conflicting commit makes it fail with -EAGAIN.
+ *     kv_open() fails with a one-line reason when no endpoint answers. When
+ *     the cluster is lost during operation, calls retry with backoff over the
+ *     endpoints for op_timeout_ms (default 5000), then return -EIO; a commit
+ *     whose outcome was unknown is resolved exactly once (a per-transaction
+ *     marker key), never applied twice. A transaction larger than etcd's
+ *     request limits fails with -E2BIG and a logged reason.
+ * The engine is invisible to callers.
  *
  * Threads: a struct kv_db is shared by any number of threads; a struct
  * kv_txn belongs to one thread at a time.
