@@ -46,6 +46,7 @@ void *cfs_new(const struct cfs_opts *o, char *err, size_t errlen)
     struct mc_opts mco;
     mc_opts_default(&mco);
     mco.op_timeout_ms = o->meta_timeout_ms;
+    mco.addrs = o->meta_addrs; /* copied by mc_new */
     fs->mc = mc_new(fs->rpc, fs->mgc, &mco);
     struct sc_opts sco;
     sc_opts_default(&sco);

@@ -28,6 +28,8 @@ struct cfs_opts {
     uint32_t chunk_size;        /* layout hint for new files; 0 = meta's default */
     uint32_t stripe;            /* chains per new file; 0 = meta's default */
     uint32_t readdir_batch;     /* entries per META_READDIR (default 128) */
+    const char *meta_addrs;     /* fixed meta servers "host:port[,...]" instead of the
+                                 * routing's (tests pin a mount to one server); NULL */
 };
 
 void cfs_opts_default(struct cfs_opts *o);

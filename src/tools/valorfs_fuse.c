@@ -23,6 +23,7 @@
 #include "fuse/session.h"
 #include "cluster_fs/cluster_fs.h"
 #include "passthrough/passthrough.h"
+#include "proto/proto.h"
 
 #define VALORFS_VERSION "0.1.0"
 
@@ -80,6 +81,9 @@ static const char usage_text[] =
     "                        [65536, 67108864]; 0 = the meta server's default (0)\n"
     "  --stripe=N            chains a new file spreads over, 0..64; 0 = the meta\n"
     "                        server's default (0)\n"
+    "  --meta-addrs=HOST:PORT[,HOST:PORT...]  talk only to these meta servers\n"
+    "                        instead of the routing's (e.g. to pin a mount to one\n"
+    "                        server in a test); default: the routing's\n"
     "\n"
     "Online upgrade and crash restart:\n"
     "  By default the mount is held by valorfs-keeper, a small process that owns\n"
@@ -165,6 +169,27 @@ static int parse_bool(const char *s, int *out)
     return 0;
 }
 
+/* "host:port[,host:port...]", each at most VF_MAX_ADDR long. Kept in a
+ * static buffer: config file values do not outlive the parse. */
+static int parse_addr_list(const char *s, const char **out)
+{
+    static char buf[1024];
+    if (*s == '\0' || strlen(s) >= sizeof(buf))
+        return -1;
+    for (const char *p = s; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *colon = memchr(p, ':', n);
+        if (n == 0 || n > VF_MAX_ADDR || colon == NULL || colon == p || colon == p + n - 1)
+            return -1;
+        p += n;
+        if (*p == ',' && *++p == '\0')
+            return -1;
+    }
+    snprintf(buf, sizeof(buf), "%s", s);
+    *out = buf;
+    return 0;
+}
+
 /* One setting by its config name ("fuse.transport"); shared by the config
  * file and the command line so both accept exactly the same values. */
 static int apply(struct settings *st, const char *key, const char *val)
@@ -218,6 +243,8 @@ static int apply(struct settings *st, const char *key, const char *val)
     }
     if (!strcmp(key, "cluster.stripe"))
         return parse_u32(val, 0, 64, &st->cfs.stripe);
+    if (!strcmp(key, "cluster.meta_addrs"))
+        return parse_addr_list(val, &st->cfs.meta_addrs);
     if (!strcmp(key, "log.level")) {
         int l = log_level_parse(val);
         if (l < 0)
@@ -244,7 +271,7 @@ enum {
     OPT_BACKEND = 256, OPT_TRANSPORT, OPT_SHARE, OPT_THREADS, OPT_DEPTH, OPT_SPIN, OPT_NOPIN,
     OPT_WB, OPT_DIO, OPT_NOKEEP, OPT_ATTR, OPT_ENTRY, OPT_CONFIG, OPT_LOG, OPT_LOGFILE,
     OPT_META_TMO, OPT_IO_TMO, OPT_CONNECT_TMO, OPT_CHUNK, OPT_STRIPE, OPT_READAHEAD,
-    OPT_HO_NODES, OPT_HO_HANDLES, OPT_NO_KEEPER, OPT_KEEPER_FD,
+    OPT_HO_NODES, OPT_HO_HANDLES, OPT_NO_KEEPER, OPT_KEEPER_FD, OPT_META_ADDRS,
 };
 
 static const struct option long_opts[] = {
@@ -268,6 +295,7 @@ static const struct option long_opts[] = {
     { "connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TMO },
     { "chunk-size", required_argument, NULL, OPT_CHUNK },
     { "stripe", required_argument, NULL, OPT_STRIPE },
+    { "meta-addrs", required_argument, NULL, OPT_META_ADDRS },
     { "read-ahead-kb", required_argument, NULL, OPT_READAHEAD },
     { "handoff-nodes", required_argument, NULL, OPT_HO_NODES },
     { "handoff-handles", required_argument, NULL, OPT_HO_HANDLES },
@@ -295,6 +323,7 @@ static const char *opt_key(int opt)
     case OPT_CONNECT_TMO: return "cluster.connect_timeout_ms";
     case OPT_CHUNK: return "cluster.chunk_size";
     case OPT_STRIPE: return "cluster.stripe";
+    case OPT_META_ADDRS: return "cluster.meta_addrs";
     case OPT_READAHEAD: return "fuse.read_ahead_kb";
     case OPT_HO_NODES: return "fuse.handoff_nodes";
     case OPT_HO_HANDLES: return "fuse.handoff_handles";
