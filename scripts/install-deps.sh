@@ -7,9 +7,9 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
-  liburing-dev libinih-dev liblmdb-dev libisal-dev lmdb-utils
+  liburing-dev libinih-dev liblmdb-dev libisal-dev lmdb-utils libcurl4-openssl-dev libjson-c-dev
   # run
-  fuse3 e2fsprogs xfsprogs
+  fuse3 e2fsprogs xfsprogs etcd-server etcd-client
   # tests
   python3 python3-pytest attr util-linux
   # benchmarks (peers and tools)

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct kv_backend_ops *const backends[] = { &kv_lmdb_ops };
+static const struct kv_backend_ops *const backends[] = { &kv_lmdb_ops, &kv_etcd_ops };
 
 struct kv_db *kv_open(const char *uri, const struct kv_opts *o, char *err, size_t errlen)
 {
@@ -23,7 +23,7 @@ struct kv_db *kv_open(const char *uri, const struct kv_opts *o, char *err, size_
         if (strlen(backends[i]->scheme) == n && !strncmp(uri, backends[i]->scheme, n))
             return backends[i]->open(uri + n + 1, o, err, errlen);
     }
-    snprintf(err, errlen, "kv: unsupported store scheme '%.*s' in '%s' (supported: lmdb:PATH)",
+    snprintf(err, errlen, "kv: unsupported store scheme '%.*s' in '%s' (supported: lmdb:PATH, etcd://HOST:PORT[,...])",
              (int)n, uri, uri);
     return NULL;
 }

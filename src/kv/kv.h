@@ -1,8 +1,9 @@
 /* kv.h — the transactional key-value interface under meta and mgmtd.
  *
  * Model: optimistic, serializable transactions, the shape of FoundationDB
- * and etcd. A transaction reads from one consistent snapshot taken at
- * kv_txn_begin(), buffers its writes (a transaction sees its own writes),
+ * and etcd. A transaction reads from one consistent snapshot that contains
+ * every commit completed before kv_txn_begin() and is fixed by its first
+ * read at the latest (LMDB takes it at begin, etcd at the first read), buffers its writes (a transaction sees its own writes),
  * and kv_commit() atomically applies them only if nothing it read — each
  * key got (present or absent) and each range scanned — was changed by a
  * transaction that committed after the snapshot. Otherwise kv_commit()

@@ -40,6 +40,7 @@ struct kv_txn {
 };
 
 extern const struct kv_backend_ops kv_lmdb_ops;
+extern const struct kv_backend_ops kv_etcd_ops;
 
 /* Key order of kv.h: memcmp, shorter first on a common prefix. */
 static inline int kv_key_cmp(const void *a, size_t alen, const void *b, size_t blen)

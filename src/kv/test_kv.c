@@ -276,6 +276,8 @@ static void test_snapshot(struct kv_db *db)
     commit_put(db, "i/k", "old");
     struct kv_txn *t1 = begin(db, 0);
     struct kv_txn *r1 = begin(db, KV_TXN_RDONLY);
+    /* A snapshot is fixed by the first read at the latest (kv.h). */
+    CHECK_STR(get_s(t1, "i/other"), NULL);
     CHECK_STR(get_s(r1, "i/k"), "old"); /* a read before the change */
     commit_put(db, "i/k", "new");
     commit_put(db, "i/k2", "added");
@@ -461,9 +463,17 @@ static void test_rdonly(struct kv_db *db)
 static void test_bad_uri(void)
 {
     char err[256] = "";
-    CHECK(kv_open("etcd://127.0.0.1:2379", NULL, err, sizeof(err)) == NULL);
-    CHECK(strstr(err, "etcd") != NULL);
+    CHECK(kv_open("nosuch://x", NULL, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "unsupported") != NULL);
+    /* An etcd nobody serves: one clear line naming etcd, within the op timeout. */
+    CHECK(kv_open("etcd://127.0.0.1:1?op_timeout_ms=300", NULL, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "etcd") != NULL && strstr(err, "unreachable") != NULL);
     CHECK(strchr(err, '\n') == NULL);
+    CHECK(kv_open("etcd://", NULL, err, sizeof(err)) == NULL);
+    CHECK(kv_open("etcd://127.0.0.1:x", NULL, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "bad etcd endpoint") != NULL);
+    CHECK(kv_open("etcd://127.0.0.1:1?bogus=1", NULL, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "bogus") != NULL);
 }
 
 /* Many transactions held by one thread at once; a txn handed to another thread. */
@@ -480,8 +490,10 @@ static void *handoff_thread(void *arg)
 static void test_many_txns_and_handoff(struct kv_db *db)
 {
     struct kv_txn *ts[64];
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < 64; i++) {
         ts[i] = begin(db, i % 2 ? KV_TXN_RDONLY : 0);
+        CHECK_STR(get_s(ts[i], "h/none"), NULL); /* fixes the snapshot on every engine */
+    }
     commit_put(db, "h/x", "1"); /* a writer is not blocked by our readers */
     for (int i = 0; i < 64; i++) {
         CHECK_STR(get_s(ts[i], "h/x"), NULL);
