@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "proto/mgmtd_proto.h"
 
@@ -36,6 +37,11 @@ struct cluster_env {
     char bindir[4096];
     int nstorage;
     int loop;              /* storage dirs are loop-device mounts */
+    /* issue 5: shared metadata store (absent in older files: 0/empty) */
+    char kv_meta[1024];    /* the URI meta servers open */
+    char kv_mgmtd[1024];   /* the URI mgmtd opens */
+    int nmetas, nmgmtds;   /* 0 = 1 */
+    int etcd_members;      /* local etcd members started by up (0 = none) */
 };
 int cluster_env_read(const char *data, struct cluster_env *e);
 int cluster_env_write(const char *data, const struct cluster_env *e);
@@ -47,6 +53,43 @@ int cli_mgmtd_addr(const char *opt_mgmtd, const char *data, char *out, size_t ca
  * (following VF_E_NOT_PRIMARY). 0 or a status; *r must be mg_routing_free'd. */
 int cli_fetch_routing(struct rpc_client *rpc, const char *addrs, struct mg_routing *r,
                       char *err, size_t errlen);
+
+/* ---- process helpers (cli_up.c), shared with cli_etcd.c ----
+ * Daemons run detached (own session, stdout+stderr appended to their log)
+ * with their pid in DATA/run/NAME.pid. */
+pid_t cli_spawn_daemon(char *const argv[], const char *log);
+bool cli_pid_alive(pid_t pid);
+pid_t cli_pidfile_read(const char *data, const char *name); /* -1 if none */
+void cli_pidfile_write(const char *data, const char *name, pid_t pid);
+void cli_pidfile_remove(const char *data, const char *name);
+/* SIGTERM, wait up to grace_s; with force SIGKILL after that. true = gone. */
+bool cli_stop_pid(const char *name, pid_t pid, int grace_s, bool force);
+void cli_show_log_tail(const char *log, int lines);
+
+/* ---- a local etcd cluster for `valorfs up --kv=etcd` (cli_etcd.c) ----
+ * Member N (1..members) keeps its data in DATA/etcd/member-N, logs to
+ * DATA/log/etcd-N.log, has its pid in DATA/run/etcd-N.pid, serves clients
+ * on 127.0.0.1:P+30+N and peers on 127.0.0.1:P+40+N (P = base port). A data
+ * directory that already holds a member is restarted with its data. */
+#define CLI_ETCD_MAX_MEMBERS 3
+struct cli_etcd {
+    const char *data;    /* absolute DATA directory */
+    int members;         /* 1 or 3 */
+    int base_port;
+    bool no_fsync;       /* --unsafe-no-fsync (valorfs up --kv-sync=none) */
+};
+int cli_etcd_client_port(int base_port, int member);
+int cli_etcd_peer_port(int base_port, int member);
+/* "127.0.0.1:A,127.0.0.1:B,..." — every member's client endpoint. */
+void cli_etcd_endpoints(int base_port, int members, char *out, size_t cap);
+/* Start every member, then wait up to timeout_ms until each one answers a
+ * read (the cluster has a leader). 0, or -1 after printing one error line
+ * and the failing member's log tail on stderr; members already started
+ * keep running for the caller's cli_etcd_stop(). */
+int cli_etcd_start(const struct cli_etcd *c, uint32_t timeout_ms);
+/* Stop every member started from DATA: SIGTERM to all (each shuts down
+ * gracefully), wait up to grace_s; force kills stragglers. 0 or 1. */
+int cli_etcd_stop(const char *data, int grace_s, bool force);
 
 /* ---- output ---- */
 void json_str(FILE *f, const char *s); /* a JSON string literal, escaped */

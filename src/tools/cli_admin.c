@@ -26,6 +26,8 @@ int cluster_env_write(const char *data, const struct cluster_env *e)
         return -errno;
     fprintf(f, "MGMTD=%s\nMOUNT=%s\nBINDIR=%s\nSTORAGE=%d\nLOOP=%d\n", e->mgmtd, e->mount,
             e->bindir, e->nstorage, e->loop);
+    fprintf(f, "KV_META=%s\nKV_MGMTD=%s\nMETAS=%d\nMGMTDS=%d\nETCD_MEMBERS=%d\n", e->kv_meta,
+            e->kv_mgmtd, e->nmetas, e->nmgmtds, e->etcd_members);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         return -errno;
     return 0;
@@ -56,6 +58,16 @@ int cluster_env_read(const char *data, struct cluster_env *e)
             e->nstorage = atoi(eq);
         else if (!strcmp(line, "LOOP"))
             e->loop = atoi(eq);
+        else if (!strcmp(line, "KV_META"))
+            snprintf(e->kv_meta, sizeof(e->kv_meta), "%s", eq);
+        else if (!strcmp(line, "KV_MGMTD"))
+            snprintf(e->kv_mgmtd, sizeof(e->kv_mgmtd), "%s", eq);
+        else if (!strcmp(line, "METAS"))
+            e->nmetas = atoi(eq);
+        else if (!strcmp(line, "MGMTDS"))
+            e->nmgmtds = atoi(eq);
+        else if (!strcmp(line, "ETCD_MEMBERS"))
+            e->etcd_members = atoi(eq);
     }
     fclose(f);
     return e->mgmtd[0] ? 0 : -EINVAL;

@@ -30,11 +30,12 @@
 static const char up_usage[] =
     "Usage: valorfs up [OPTIONS]\n"
     "\n"
-    "Start a complete valorfs cluster on this machine and mount it: one mgmtd,\n"
-    "N storage servers (each with its targets), chain table 1 with chains of R\n"
-    "replicas on distinct servers, one meta server, and valorfs-fuse. Data, logs\n"
-    "and pid files live under --data; running it again on the same --data\n"
-    "restarts the cluster with its existing data.\n"
+    "Start a complete valorfs cluster on this machine and mount it: mgmtd, N\n"
+    "storage servers (each with its targets), chain table 1 with chains of R\n"
+    "replicas on distinct servers, meta server(s), and valorfs-fuse. With\n"
+    "--kv=etcd it first starts a local etcd cluster that holds the metadata.\n"
+    "Data, logs and pid files live under --data; running it again on the same\n"
+    "--data (with the same --kv) restarts the cluster with its existing data.\n"
     "\n"
     "Options:\n"
     "  --data=DIR           state directory (default " CLI_DEFAULT_DATA ")\n"
@@ -43,8 +44,28 @@ static const char up_usage[] =
     "  --storage=N          storage servers (default 3)\n"
     "  --targets=N          targets per storage server (default 2)\n"
     "  --replicas=R         replicas per chain (default 3, at most --storage)\n"
-    "  --base-port=P        mgmtd listens on P, meta on P+1, storage i on P+10+i\n"
-    "                       (default 9600; all on 127.0.0.1)\n"
+    "  --base-port=P        ports, all on 127.0.0.1 (default 9600): mgmtd 0 on P,\n"
+    "                       meta 0 on P+1, meta j>=1 on P+4+j, storage i on P+10+i,\n"
+    "                       mgmtd i>=1 on P+20+i, local etcd member N on P+30+N\n"
+    "                       (clients) and P+40+N (peers)\n"
+    "  --kv=KV              where meta and mgmtd keep their state (default lmdb):\n"
+    "                         lmdb   an embedded LMDB file per daemon under --data\n"
+    "                                (one meta server and one mgmtd only)\n"
+    "                         etcd   a local etcd cluster of --etcd-members members,\n"
+    "                                data in DATA/etcd/member-N, log DATA/log/etcd-N.log;\n"
+    "                                mgmtd uses the prefix /valorfs/mgmtd/, meta\n"
+    "                                /valorfs/meta/\n"
+    "                         etcd://HOST:PORT[,HOST:PORT...][/PREFIX/][?op_timeout_ms=N]\n"
+    "                                an existing etcd cluster (nothing is started);\n"
+    "                                keys under PREFIX (default /valorfs/) + mgmtd/\n"
+    "                                and + meta/\n"
+    "  --etcd-members=N     members of the local etcd cluster, 1 or 3 (default 1;\n"
+    "                       3 survives the loss of one member)\n"
+    "  --metas=N            meta servers, 1..5 (default 1; more than one needs a\n"
+    "                       shared --kv, i.e. etcd); node ids 50+j\n"
+    "  --mgmtds=N           mgmtd servers, 1..3 (default 1; more than one needs etcd):\n"
+    "                       one is elected primary, the others stand by; every\n"
+    "                       daemon and the mount get the list of all of them\n"
     "  --loop=SIZE          put each storage server's targets on its own loop-device\n"
     "                       image of SIZE (e.g. 4G), like separate disks\n"
     "  --fs=ext4|xfs        file system for --loop images (default ext4)\n"
@@ -53,12 +74,16 @@ static const char up_usage[] =
     "                       64 KiB .. 64 MiB)\n"
     "  --stripe=N           chains a new file is striped over (default 4, capped by\n"
     "                       the table's chains)\n"
-    "  --kv-sync=commit|none  meta/mgmtd KV durability (default commit: every\n"
-    "                       metadata change is on disk before it is acknowledged)\n"
+    "  --kv-sync=commit|none  metadata durability (default commit: every metadata\n"
+    "                       change is on disk before it is acknowledged; none: LMDB\n"
+    "                       flushes later, a local etcd runs with --unsafe-no-fsync)\n"
     "  --lease-ms=MS        node lease T (default 60000)\n"
     "  --log-level=L        error|warn|info|debug for every daemon (default info)\n"
     "  --fuse-opt=OPT       extra valorfs-fuse option (repeatable), e.g.\n"
     "                       --fuse-opt=--writeback-cache\n"
+    "  --mgmtd-opt=OPT      extra option for every mgmtd (repeatable), e.g.\n"
+    "                       --mgmtd-opt=--election_ms=1000\n"
+    "  --meta-opt=OPT       extra option for every meta server (repeatable)\n"
     "  -h, --help           show this help\n"
     "\n"
     "Stop everything with: valorfs down --data=DIR\n";
@@ -67,12 +92,19 @@ static const char down_usage[] =
     "Usage: valorfs down [--data=DIR] [--force]\n"
     "\n"
     "Unmount and stop the cluster that `valorfs up` started with the same --data\n"
-    "(default " CLI_DEFAULT_DATA "): valorfs-fuse, meta, storage servers, mgmtd,\n"
-    "in that order, each with SIGTERM and up to 20 s to finish. --force detaches a\n"
-    "busy mount (lazy unmount) and kills daemons that do not stop in time.\n";
+    "(default " CLI_DEFAULT_DATA "): valorfs-fuse, meta servers, storage servers,\n"
+    "mgmtd servers and last the local etcd members, in that order, each with\n"
+    "SIGTERM and up to 20 s to finish. --force detaches a busy mount (lazy\n"
+    "unmount) and kills daemons that do not stop in time.\n";
+
+#define UP_MAX_EXTRA 16
 
 struct up_opts {
     const char *data, *mount, *transport, *kv_sync, *log_level, *fs, *loop;
+    const char *kv;          /* "lmdb", "etcd" or an etcd:// URI */
+    int etcd_members, nmetas, nmgmtds;
+    const char *mgmtd_opts[UP_MAX_EXTRA], *meta_opts[UP_MAX_EXTRA];
+    int nmgmtd_opts, nmeta_opts;
     long chunk_size, stripe;
     int nostorage_mount;
     int nstorage, ntargets, replicas, base_port;
@@ -80,6 +112,9 @@ struct up_opts {
     const char *fuse_opts[16];
     int nfuse_opts;
 };
+
+#define UP_MAX_METAS 5
+#define UP_MAX_MGMTDS 3
 
 static char g_bindir[PATH_MAX];
 
@@ -145,7 +180,7 @@ static int run_cmd(char *const argv[])
 /* Start a daemon detached (own session, stdin /dev/null, stdout+stderr to
  * log). The intermediate child exits at once so the daemon is reparented to
  * init and reaped there; its pid comes back through a pipe. */
-static pid_t spawn_daemon(char *const argv[], const char *log)
+pid_t cli_spawn_daemon(char *const argv[], const char *log)
 {
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -182,7 +217,7 @@ static pid_t spawn_daemon(char *const argv[], const char *log)
     return pid;
 }
 
-static bool pid_alive(pid_t pid)
+bool cli_pid_alive(pid_t pid)
 {
     if (pid <= 0)
         return false;
@@ -203,7 +238,7 @@ static void pidfile_path(const char *data, const char *name, char *out, size_t c
     pathf(out, cap, "%s/run/%s.pid", data, name);
 }
 
-static pid_t pidfile_read(const char *data, const char *name)
+pid_t cli_pidfile_read(const char *data, const char *name)
 {
     char path[PATH_MAX];
     pidfile_path(data, name, path, sizeof(path));
@@ -217,7 +252,7 @@ static pid_t pidfile_read(const char *data, const char *name)
     return pid;
 }
 
-static void pidfile_write(const char *data, const char *name, pid_t pid)
+void cli_pidfile_write(const char *data, const char *name, pid_t pid)
 {
     char path[PATH_MAX];
     pidfile_path(data, name, path, sizeof(path));
@@ -228,7 +263,14 @@ static void pidfile_write(const char *data, const char *name, pid_t pid)
     }
 }
 
-static void show_log_tail(const char *log, int lines)
+void cli_pidfile_remove(const char *data, const char *name)
+{
+    char path[PATH_MAX];
+    pidfile_path(data, name, path, sizeof(path));
+    unlink(path);
+}
+
+void cli_show_log_tail(const char *log, int lines)
 {
     FILE *f = fopen(log, "r");
     if (!f)
@@ -304,7 +346,7 @@ static int wait_routing(struct rpc_client *rpc, const char *mgmtd, uint8_t type,
                 return 0;
             snprintf(err, sizeof(err), "%u of %u %s registered", n, want, what);
         }
-        if (watch > 0 && !pid_alive(watch)) {
+        if (watch > 0 && !cli_pid_alive(watch)) {
             fprintf(stderr, "valorfs up: %s exited during start-up\n", what);
             return -1;
         }
@@ -353,13 +395,13 @@ static int ensure_table(struct rpc_client *rpc, const char *mgmtd, uint32_t repl
 
 /* ---------------- down ---------------- */
 
-static bool stop_pid(const char *name, pid_t pid, int grace_s, bool force)
+bool cli_stop_pid(const char *name, pid_t pid, int grace_s, bool force)
 {
-    if (!pid_alive(pid))
+    if (!cli_pid_alive(pid))
         return true;
     kill(pid, SIGTERM);
     for (int i = 0; i < grace_s * 20; i++) {
-        if (!pid_alive(pid))
+        if (!cli_pid_alive(pid))
             return true;
         usleep(50 * 1000);
     }
@@ -367,19 +409,40 @@ static bool stop_pid(const char *name, pid_t pid, int grace_s, bool force)
         fprintf(stderr, "valorfs down: %s (pid %d) ignored SIGTERM for %d s, killing it\n",
                 name, pid, grace_s);
         kill(pid, SIGKILL);
-        for (int i = 0; i < 40 && pid_alive(pid); i++)
+        for (int i = 0; i < 40 && cli_pid_alive(pid); i++)
             usleep(50 * 1000);
-        return !pid_alive(pid);
+        return !cli_pid_alive(pid);
     }
     fprintf(stderr, "valorfs down: %s (pid %d) did not stop in %d s (use --force)\n", name,
             pid, grace_s);
     return false;
 }
 
+/* Stop one daemon by its pid-file name, if it has one. */
+static bool stop_named(const char *data, const char *name, bool force)
+{
+    pid_t pid = cli_pidfile_read(data, name);
+    if (pid <= 0)
+        return true;
+    if (!cli_stop_pid(name, pid, 20, force))
+        return false;
+    cli_pidfile_remove(data, name);
+    return true;
+}
+
+/* Meta j / mgmtd i are named "meta", "meta1", ... in DATA/run and DATA/log
+ * (index 0 keeps the single-server names). */
+static void indexed_name(const char *base, int i, char *out, size_t cap)
+{
+    if (i == 0)
+        snprintf(out, cap, "%s", base);
+    else
+        snprintf(out, cap, "%s%d", base, i);
+}
+
 static int cluster_stop(const char *data, const struct cluster_env *e, bool force, bool quiet)
 {
     int rc = 0;
-    char path[PATH_MAX];
     if (e->mount[0] && is_mounted(e->mount)) {
         if (umount2(e->mount, 0) < 0) {
             if (errno == EBUSY && force) {
@@ -395,25 +458,21 @@ static int cluster_stop(const char *data, const struct cluster_env *e, bool forc
         if (!quiet)
             printf("valorfs down: unmounted %s\n", e->mount);
     }
+    char name[32];
     /* The FUSE daemon exits by itself on unmount; give it time. */
-    const char *order[3] = {"fuse", "meta", NULL};
-    for (int i = 0; order[i]; i++) {
-        pid_t pid = pidfile_read(data, order[i]);
-        if (pid > 0 && !stop_pid(order[i], pid, 20, force))
+    if (!stop_named(data, "fuse", force))
+        rc = 1;
+    for (int j = UP_MAX_METAS - 1; j >= 0; j--) {
+        indexed_name("meta", j, name, sizeof(name));
+        if (!stop_named(data, name, force))
             rc = 1;
-        pidfile_path(data, order[i], path, sizeof(path));
-        unlink(path);
     }
     for (int i = 0; i < 64; i++) {
-        char name[32];
         snprintf(name, sizeof(name), "storage%d", i + 1);
-        pid_t pid = pidfile_read(data, name);
-        if (pid < 0)
+        if (cli_pidfile_read(data, name) < 0)
             continue;
-        if (!stop_pid(name, pid, 20, force))
+        if (!stop_named(data, name, force))
             rc = 1;
-        pidfile_path(data, name, path, sizeof(path));
-        unlink(path);
         if (e->loop) {
             char dir[PATH_MAX];
             pathf(dir, sizeof(dir), "%s/%s", data, name);
@@ -423,11 +482,16 @@ static int cluster_stop(const char *data, const struct cluster_env *e, bool forc
             }
         }
     }
-    pid_t pid = pidfile_read(data, "mgmtd");
-    if (pid > 0 && !stop_pid("mgmtd", pid, 20, force))
+    /* Standby mgmtd first, the (likely) primary last: no needless failover. */
+    for (int i = UP_MAX_MGMTDS - 1; i >= 0; i--) {
+        indexed_name("mgmtd", i, name, sizeof(name));
+        if (!stop_named(data, name, force))
+            rc = 1;
+    }
+    /* The metadata store goes last: meta and mgmtd write to it while they
+     * stop (sessions, the primary's step-down). */
+    if (cli_etcd_stop(data, 20, force) != 0)
         rc = 1;
-    pidfile_path(data, "mgmtd", path, sizeof(path));
-    unlink(path);
     return rc;
 }
 
@@ -518,13 +582,98 @@ static int prepare_loop(const struct up_opts *o, const char *dir, int idx)
     return 0;
 }
 
+/* A daemon that cannot start prints one line "valorfs-<svc>: reason" to
+ * its stderr (our log file); that line, not the log noise around it, is
+ * what the user needs. The last such line, else the last error-level one. */
+static void report_daemon_error(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return;
+    char *line = NULL, *own = NULL, *logged = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        line[strcspn(line, "\n")] = 0;
+        char **slot = strncmp(line, "valorfs-", 8) == 0 ? &own
+                      : strstr(line, "level=error") ? &logged : NULL;
+        if (slot) {
+            free(*slot);
+            *slot = strdup(line);
+        }
+    }
+    free(line);
+    fclose(f);
+    if (own || logged)
+        fprintf(stderr, "valorfs up: %s\n", own ? own : logged);
+    free(own);
+    free(logged);
+}
+
 static int up_fail(const char *data, struct cluster_env *e, const char *log)
 {
-    if (log)
-        show_log_tail(log, 15);
+    if (log) {
+        cli_show_log_tail(log, 15);
+        report_daemon_error(log);
+    }
     fprintf(stderr, "valorfs up: stopping what was started\n");
     cluster_stop(data, e, true, true);
     return 1;
+}
+
+static int parse_int(const char *name, const char *arg, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end) {
+        fprintf(stderr, "valorfs up: --%s: not a number: %s\n", name, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int add_extra(const char **list, int *n, const char *opt, const char *what)
+{
+    if (*n >= UP_MAX_EXTRA) {
+        fprintf(stderr, "valorfs up: at most %d --%s options\n", UP_MAX_EXTRA, what);
+        return -1;
+    }
+    list[(*n)++] = opt;
+    return 0;
+}
+
+/* Every port `up` will listen on must be in range and distinct (storage
+ * servers beyond the 9th would run into mgmtd and etcd ports). */
+static int check_ports(const struct up_opts *o)
+{
+    int ports[64 + 16], n = 0;
+    for (int i = 0; i < o->nmgmtds; i++)
+        ports[n++] = o->base_port + (i == 0 ? 0 : 20 + i);
+    for (int j = 0; j < o->nmetas; j++)
+        ports[n++] = o->base_port + (j == 0 ? 1 : 4 + j);
+    for (int i = 1; i <= o->nstorage; i++)
+        ports[n++] = o->base_port + 10 + i;
+    bool local_etcd = strcmp(o->kv, "etcd") == 0;
+    for (int m = 1; local_etcd && m <= o->etcd_members; m++) {
+        ports[n++] = cli_etcd_client_port(o->base_port, m);
+        ports[n++] = cli_etcd_peer_port(o->base_port, m);
+    }
+    for (int i = 0; i < n; i++) {
+        if (ports[i] < 1 || ports[i] > 65535) {
+            fprintf(stderr, "valorfs up: --base-port=%d puts port %d out of range\n",
+                    o->base_port, ports[i]);
+            return -1;
+        }
+        for (int k = 0; k < i; k++)
+            if (ports[k] == ports[i]) {
+                fprintf(stderr, "valorfs up: port %d would serve two daemons "
+                                "(too many storage servers for mgmtd/etcd ports; see --help)\n",
+                        ports[i]);
+                return -1;
+            }
+    }
+    return 0;
 }
 
 static int parse_up(int argc, char **argv, struct up_opts *o)
@@ -538,43 +687,57 @@ static int parse_up(int argc, char **argv, struct up_opts *o)
         {"kv-sync", required_argument, 0, 'k'},   {"lease-ms", required_argument, 0, 'l'},
         {"log-level", required_argument, 0, 'v'}, {"fuse-opt", required_argument, 0, 'o'},
         {"chunk-size", required_argument, 0, 'C'}, {"stripe", required_argument, 0, 'S'},
+        {"kv", required_argument, 0, 'K'},        {"etcd-members", required_argument, 0, 'E'},
+        {"metas", required_argument, 0, 'N'},     {"mgmtds", required_argument, 0, 'G'},
+        {"mgmtd-opt", required_argument, 0, 'g'}, {"meta-opt", required_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     *o = (struct up_opts){.data = CLI_DEFAULT_DATA, .mount = CLI_DEFAULT_MOUNT,
                           .transport = "xfuse", .kv_sync = "commit", .log_level = "info",
                           .fs = "ext4", .nstorage = 3, .ntargets = 2, .replicas = 3,
-                          .base_port = CLI_DEFAULT_BASE_PORT, .lease_ms = 60000};
-    int c;
+                          .base_port = CLI_DEFAULT_BASE_PORT, .lease_ms = 60000,
+                          .kv = "lmdb", .etcd_members = 1, .nmetas = 1, .nmgmtds = 1};
+    int c, idx = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        char *end = NULL;
+    while ((c = getopt_long(argc, argv, "h", lo, &idx)) != -1) {
+        long v = 0;
+        /* every option with a numeric argument */
+        if (strchr("strpClSENG", c) && parse_int(lo[idx].name, optarg, &v) != 0)
+            return 2;
         switch (c) {
         case 'd': o->data = optarg; break;
         case 'm': o->mount = optarg; break;
         case 'M': o->nostorage_mount = 1; break;
-        case 's': o->nstorage = (int)strtol(optarg, &end, 10); break;
-        case 't': o->ntargets = (int)strtol(optarg, &end, 10); break;
-        case 'r': o->replicas = (int)strtol(optarg, &end, 10); break;
-        case 'p': o->base_port = (int)strtol(optarg, &end, 10); break;
+        case 's': o->nstorage = (int)v; break;
+        case 't': o->ntargets = (int)v; break;
+        case 'r': o->replicas = (int)v; break;
+        case 'p': o->base_port = (int)v; break;
         case 'L': o->loop = optarg; break;
         case 'f': o->fs = optarg; break;
         case 'T': o->transport = optarg; break;
         case 'k': o->kv_sync = optarg; break;
-        case 'l': o->lease_ms = strtol(optarg, &end, 10); break;
+        case 'l': o->lease_ms = v; break;
         case 'v': o->log_level = optarg; break;
-        case 'C': o->chunk_size = strtol(optarg, &end, 10); break;
-        case 'S': o->stripe = strtol(optarg, &end, 10); break;
+        case 'C': o->chunk_size = v; break;
+        case 'S': o->stripe = v; break;
+        case 'K': o->kv = optarg; break;
+        case 'E': o->etcd_members = (int)v; break;
+        case 'N': o->nmetas = (int)v; break;
+        case 'G': o->nmgmtds = (int)v; break;
         case 'o':
-            if (o->nfuse_opts < 16)
-                o->fuse_opts[o->nfuse_opts++] = optarg;
+            if (add_extra(o->fuse_opts, &o->nfuse_opts, optarg, "fuse-opt") != 0)
+                return 2;
+            break;
+        case 'g':
+            if (add_extra(o->mgmtd_opts, &o->nmgmtd_opts, optarg, "mgmtd-opt") != 0)
+                return 2;
+            break;
+        case 'n':
+            if (add_extra(o->meta_opts, &o->nmeta_opts, optarg, "meta-opt") != 0)
+                return 2;
             break;
         case 'h': fputs(up_usage, stdout); exit(0);
         default: fputs(up_usage, stderr); return 2;
-        }
-        if (end && *end) {
-            fprintf(stderr, "valorfs up: --%s: not a number: %s\n", lo[optind > 0 ? 0 : 0].name,
-                    optarg);
-            return 2;
         }
     }
     if (optind < argc) {
@@ -588,10 +751,30 @@ static int parse_up(int argc, char **argv, struct up_opts *o)
                 o->nstorage, o->ntargets, o->replicas);
         return 2;
     }
-    if (o->base_port < 1 || o->base_port + 10 + o->nstorage > 65535) {
-        fprintf(stderr, "valorfs up: --base-port out of range\n");
+    bool lmdb = strcmp(o->kv, "lmdb") == 0;
+    if (!lmdb && strcmp(o->kv, "etcd") != 0 && strncmp(o->kv, "etcd://", 7) != 0) {
+        fprintf(stderr, "valorfs up: --kv must be lmdb, etcd or etcd://HOST:PORT[,...][/PREFIX/] "
+                        "(got '%s')\n", o->kv);
         return 2;
     }
+    if (o->etcd_members != 1 && o->etcd_members != 3) {
+        fprintf(stderr, "valorfs up: --etcd-members must be 1 or 3 (got %d)\n", o->etcd_members);
+        return 2;
+    }
+    if (o->nmetas < 1 || o->nmetas > UP_MAX_METAS || o->nmgmtds < 1 ||
+        o->nmgmtds > UP_MAX_MGMTDS) {
+        fprintf(stderr, "valorfs up: need 1 <= --metas <= %d and 1 <= --mgmtds <= %d\n",
+                UP_MAX_METAS, UP_MAX_MGMTDS);
+        return 2;
+    }
+    if (lmdb && (o->nmetas > 1 || o->nmgmtds > 1)) {
+        fprintf(stderr, "valorfs up: --metas=%d --mgmtds=%d need a shared KV store "
+                        "(--kv=etcd or --kv=etcd://...): LMDB is one file per process\n",
+                o->nmetas, o->nmgmtds);
+        return 2;
+    }
+    if (o->base_port < 1 || check_ports(o) != 0)
+        return 2;
     if (strcmp(o->kv_sync, "commit") && strcmp(o->kv_sync, "none")) {
         fprintf(stderr, "valorfs up: --kv-sync must be commit or none\n");
         return 2;
@@ -600,6 +783,48 @@ static int parse_up(int argc, char **argv, struct up_opts *o)
         fprintf(stderr, "valorfs up: --fs must be ext4 or xfs\n");
         return 2;
     }
+    return 0;
+}
+
+/* The KV URIs of meta and mgmtd. An etcd URI gets "mgmtd/" and "meta/"
+ * appended to its prefix, so both stores share one etcd cluster. */
+static int plan_kv(const struct up_opts *o, const char *data, struct cluster_env *e)
+{
+    if (strcmp(o->kv, "lmdb") == 0) {
+        pathf(e->kv_mgmtd, sizeof(e->kv_mgmtd), "lmdb:%s/mgmtd/kv", data);
+        pathf(e->kv_meta, sizeof(e->kv_meta), "lmdb:%s/meta/kv", data);
+        return 0;
+    }
+    char hosts[512], prefix[512] = "/valorfs/", query[256] = "";
+    if (strcmp(o->kv, "etcd") == 0) {
+        cli_etcd_endpoints(o->base_port, o->etcd_members, hosts, sizeof(hosts));
+    } else {
+        const char *h = o->kv + 7;
+        size_t hl = strcspn(h, "/?");
+        const char *rest = h + hl;
+        if (hl == 0 || hl >= sizeof(hosts)) {
+            fprintf(stderr, "valorfs up: --kv=%s: no HOST:PORT after etcd://\n", o->kv);
+            return -1;
+        }
+        memcpy(hosts, h, hl);
+        hosts[hl] = 0;
+        if (*rest == '/') {
+            size_t pl = strcspn(rest, "?");
+            if (pl + 2 > sizeof(prefix)) {
+                fprintf(stderr, "valorfs up: --kv: prefix too long\n");
+                return -1;
+            }
+            memcpy(prefix, rest, pl);
+            prefix[pl] = 0;
+            if (prefix[pl - 1] != '/')
+                strcat(prefix, "/");
+            rest += pl;
+        }
+        if (*rest == '?')
+            snprintf(query, sizeof(query), "%s", rest);
+    }
+    pathf(e->kv_mgmtd, sizeof(e->kv_mgmtd), "etcd://%s%smgmtd/%s", hosts, prefix, query);
+    pathf(e->kv_meta, sizeof(e->kv_meta), "etcd://%s%smeta/%s", hosts, prefix, query);
     return 0;
 }
 
@@ -635,6 +860,145 @@ int cmd_up(int argc, char **argv)
     return rc;
 }
 
+/* argv for one daemon: the fixed arguments, then the user's extras. */
+static char **daemon_argv(char **argv, int n, const char *const *extra, int nextra)
+{
+    char **out = calloc((size_t)(n + nextra + 1), sizeof(char *));
+    die_oom(out);
+    if (up_nstrings < (int)ARRAY_SIZE(up_strings))
+        up_strings[up_nstrings++] = (char *)out;
+    memcpy(out, argv, (size_t)n * sizeof(char *));
+    for (int i = 0; i < nextra; i++)
+        out[n + i] = (char *)extra[i];
+    return out;
+}
+
+static char g_mgmtd_list[256]; /* every mgmtd address, comma-separated */
+
+static int start_mgmtds(const struct up_opts *o, const char *data, struct cluster_env *e,
+                        struct rpc_client *rpc, char *loglvl, char *lease)
+{
+    char *kv = xasprintf("--kv=%s", e->kv_mgmtd);
+    for (int i = 0; i < o->nmgmtds; i++) {
+        char name[32];
+        indexed_name("mgmtd", i, name, sizeof(name));
+        char *addr = xasprintf("127.0.0.1:%d", o->base_port + (i == 0 ? 0 : 20 + i));
+        char *log = xasprintf("%s/log/%s.log", data, name);
+        char *fixed[] = {(char *)bin("valorfs-mgmtd"), xasprintf("--listen=%s", addr),
+                         xasprintf("--node_id=%d", 1 + i), kv, lease, loglvl};
+        char **argv = daemon_argv(fixed, (int)ARRAY_SIZE(fixed), o->mgmtd_opts, o->nmgmtd_opts);
+        pid_t pid = cli_spawn_daemon(argv, log);
+        if (pid < 0)
+            return up_fail(data, e, NULL);
+        cli_pidfile_write(data, name, pid);
+        progress("%-8s pid %-7d %s  node %d  log %s", name, pid, addr, 1 + i, log);
+        /* A standby answers with a redirect to the primary, which
+         * cli_fetch_routing follows: this waits for both kinds. */
+        if (wait_routing(rpc, addr, 0, 0, 60000, pid, name) != 0)
+            return up_fail(data, e, log);
+    }
+    return 0;
+}
+
+static int start_metas(const struct up_opts *o, const char *data, struct cluster_env *e,
+                       struct rpc_client *rpc, char *loglvl)
+{
+    char *kv = xasprintf("--kv=%s", e->kv_meta);
+    char *mm = xasprintf("--mgmtd=%s", g_mgmtd_list);
+    char *ks = xasprintf("--kv_sync=%s", o->kv_sync);
+    for (int j = 0; j < o->nmetas; j++) {
+        char name[32];
+        indexed_name("meta", j, name, sizeof(name));
+        char *addr = xasprintf("127.0.0.1:%d", o->base_port + (j == 0 ? 1 : 4 + j));
+        char *log = xasprintf("%s/log/%s.log", data, name);
+        char *fixed[10] = {(char *)bin("valorfs-meta"), xasprintf("--listen=%s", addr),
+                           xasprintf("--node_id=%d", 50 + j), mm, kv, ks, loglvl};
+        int n = 7;
+        if (o->chunk_size)
+            fixed[n++] = xasprintf("--chunk_size=%ld", o->chunk_size);
+        if (o->stripe)
+            fixed[n++] = xasprintf("--stripe=%ld", o->stripe);
+        char **argv = daemon_argv(fixed, n, o->meta_opts, o->nmeta_opts);
+        pid_t pid = cli_spawn_daemon(argv, log);
+        if (pid < 0)
+            return up_fail(data, e, NULL);
+        cli_pidfile_write(data, name, pid);
+        progress("%-8s pid %-7d %s  node %d  log %s", name, pid, addr, 50 + j, log);
+        if (wait_routing(rpc, g_mgmtd_list, NODE_META, (uint32_t)j + 1, 60000, pid, name) != 0)
+            return up_fail(data, e, log);
+    }
+    progress("meta kv  %s", e->kv_meta);
+    return 0;
+}
+
+static int start_storage(const struct up_opts *o, const char *data, struct cluster_env *e,
+                         struct rpc_client *rpc, char *loglvl)
+{
+    char *sm = xasprintf("--mgmtd=%s", g_mgmtd_list);
+    for (int i = 1; i <= o->nstorage; i++) {
+        char *dir = xasprintf("%s/storage%d", data, i);
+        mkdir_p(dir);
+        if (o->loop && prepare_loop(o, dir, i) != 0)
+            return up_fail(data, e, NULL);
+        int node = 100 + i;
+        size_t cap = 64 + (size_t)o->ntargets * (strlen(dir) + 32);
+        char *targets = malloc(cap);
+        die_oom(targets);
+        if (up_nstrings < (int)ARRAY_SIZE(up_strings))
+            up_strings[up_nstrings++] = targets;
+        strcpy(targets, "--targets=");
+        for (int t = 1; t <= o->ntargets; t++) {
+            char one[PATH_MAX + 32];
+            snprintf(one, sizeof(one), "%s%d:%s/t%d", t > 1 ? "," : "", node * 100 + t, dir, t);
+            strcat(targets, one);
+        }
+        char *slog = xasprintf("%s/log/storage%d.log", data, i);
+        char *sl = xasprintf("--listen=127.0.0.1:%d", o->base_port + 10 + i);
+        char *sn = xasprintf("--node_id=%d", node);
+        char *sargv[] = {(char *)bin("valorfs-storage"), sl, sn, sm, targets, loglvl, NULL};
+        pid_t pid = cli_spawn_daemon(sargv, slog);
+        if (pid < 0)
+            return up_fail(data, e, NULL);
+        char name[32];
+        snprintf(name, sizeof(name), "storage%d", i);
+        cli_pidfile_write(data, name, pid);
+        progress("storage%d pid %-7d 127.0.0.1:%d  targets %d  data %s", i, pid,
+                 o->base_port + 10 + i, o->ntargets, dir);
+        if (wait_routing(rpc, g_mgmtd_list, NODE_STORAGE, (uint32_t)i, 60000, pid, name) != 0)
+            return up_fail(data, e, slog);
+    }
+    return 0;
+}
+
+static int start_fuse(const struct up_opts *o, const char *data, struct cluster_env *e,
+                      char *loglvl)
+{
+    char *log = xasprintf("%s/log/fuse.log", data);
+    char *be = xasprintf("--backend=cluster:%s", g_mgmtd_list);
+    char *tr = xasprintf("--transport=%s", o->transport);
+    char *fargv[24] = {(char *)bin("valorfs-fuse"), "-f", be, tr, loglvl};
+    int fa = 5;
+    for (int i = 0; i < o->nfuse_opts; i++)
+        fargv[fa++] = (char *)o->fuse_opts[i];
+    fargv[fa++] = e->mount;
+    fargv[fa] = NULL;
+    pid_t pid = cli_spawn_daemon(fargv, log);
+    if (pid < 0)
+        return up_fail(data, e, NULL);
+    cli_pidfile_write(data, "fuse", pid);
+    uint64_t end = ms_now() + 30000;
+    while (!is_mounted(e->mount)) {
+        if (!cli_pid_alive(pid) || ms_now() > end) {
+            fprintf(stderr, "valorfs up: mounting %s failed\n", e->mount);
+            return up_fail(data, e, log);
+        }
+        usleep(50 * 1000);
+    }
+    progress("fuse     pid %-7d mounted %s (transport %s)  log %s", pid, e->mount, o->transport,
+             log);
+    return 0;
+}
+
 static int up_main(int argc, char **argv)
 {
     struct up_opts o;
@@ -655,27 +1019,37 @@ static int up_main(int argc, char **argv)
         fprintf(stderr, "valorfs up: cannot use --data %s: %s\n", o.data, strerror(errno));
         return 1;
     }
-    pid_t old = pidfile_read(data, "mgmtd");
-    if (pid_alive(old)) {
-        fprintf(stderr, "valorfs up: a cluster is already running from %s (mgmtd pid %d); "
-                        "stop it with: valorfs down --data=%s\n", data, old, data);
-        return 1;
+    for (int i = 0; i < UP_MAX_MGMTDS; i++) {
+        char name[32];
+        indexed_name("mgmtd", i, name, sizeof(name));
+        pid_t old = cli_pidfile_read(data, name);
+        if (cli_pid_alive(old)) {
+            fprintf(stderr, "valorfs up: a cluster is already running from %s (%s pid %d); "
+                            "stop it with: valorfs down --data=%s\n", data, name, old, data);
+            return 1;
+        }
     }
-    char *d;
     const char *sub[] = {"log", "run", "mgmtd", "meta"};
-    for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
-        d = xasprintf("%s/%s", data, sub[i]);
-        mkdir_p(d);
-    }
-    char mgmtd_addr[64], meta_addr[64];
-    snprintf(mgmtd_addr, sizeof(mgmtd_addr), "127.0.0.1:%d", o.base_port);
-    snprintf(meta_addr, sizeof(meta_addr), "127.0.0.1:%d", o.base_port + 1);
+    for (size_t i = 0; i < ARRAY_SIZE(sub); i++)
+        mkdir_p(xasprintf("%s/%s", data, sub[i]));
 
     struct cluster_env e = {0};
-    snprintf(e.mgmtd, sizeof(e.mgmtd), "%s", mgmtd_addr);
+    bool local_etcd = strcmp(o.kv, "etcd") == 0;
+    if (plan_kv(&o, data, &e) != 0)
+        return 2;
+    g_mgmtd_list[0] = 0;
+    for (int i = 0; i < o.nmgmtds; i++) {
+        size_t used = strlen(g_mgmtd_list);
+        snprintf(g_mgmtd_list + used, sizeof(g_mgmtd_list) - used, "%s127.0.0.1:%d",
+                 i ? "," : "", o.base_port + (i == 0 ? 0 : 20 + i));
+    }
+    snprintf(e.mgmtd, sizeof(e.mgmtd), "%s", g_mgmtd_list);
     snprintf(e.bindir, sizeof(e.bindir), "%s", g_bindir);
     e.nstorage = o.nstorage;
     e.loop = o.loop != NULL;
+    e.nmetas = o.nmetas;
+    e.nmgmtds = o.nmgmtds;
+    e.etcd_members = local_etcd ? o.etcd_members : 0;
     if (!o.nostorage_mount) {
         mkdir_p(o.mount);
         if (!realpath(o.mount, e.mount)) {
@@ -699,112 +1073,33 @@ static int up_main(int argc, char **argv)
     char *lease = xasprintf("--lease_ms=%ld", o.lease_ms);
     char *loglvl = xasprintf("--log-level=%s", o.log_level);
 
-    /* mgmtd */
-    char *log = xasprintf("%s/log/mgmtd.log", data);
-    char *kv = xasprintf("--kv=lmdb:%s/mgmtd/kv", data);
-    char *listen = xasprintf("--listen=%s", mgmtd_addr);
-    char *margv[] = {(char *)bin("valorfs-mgmtd"), listen, "--node_id=1", kv, lease, loglvl,
-                     NULL};
-    pid_t pid = spawn_daemon(margv, log);
-    if (pid < 0)
-        return up_fail(data, &e, NULL);
-    pidfile_write(data, "mgmtd", pid);
-    progress("mgmtd    pid %-7d %s  log %s", pid, mgmtd_addr, log);
-    if (wait_routing(rpc, mgmtd_addr, 0, 0, 60000, pid, "mgmtd") != 0)
-        return up_fail(data, &e, log);
-
-    /* storage servers */
-    for (int i = 1; i <= o.nstorage; i++) {
-        char *dir = xasprintf("%s/storage%d", data, i);
-        mkdir_p(dir);
-        if (o.loop && prepare_loop(&o, dir, i) != 0)
+    if (local_etcd) {
+        struct cli_etcd ec = {.data = data, .members = o.etcd_members,
+                              .base_port = o.base_port,
+                              .no_fsync = strcmp(o.kv_sync, "none") == 0};
+        if (cli_etcd_start(&ec, 60000) != 0)
             return up_fail(data, &e, NULL);
-        int node = 100 + i;
-        size_t cap = 64 + (size_t)o.ntargets * (strlen(dir) + 32);
-        char *targets = malloc(cap);
-        die_oom(targets);
-        if (up_nstrings < (int)ARRAY_SIZE(up_strings))
-            up_strings[up_nstrings++] = targets;
-        strcpy(targets, "--targets=");
-        for (int t = 1; t <= o.ntargets; t++) {
-            char one[PATH_MAX + 32];
-            snprintf(one, sizeof(one), "%s%d:%s/t%d", t > 1 ? "," : "", node * 100 + t, dir, t);
-            strcat(targets, one);
-        }
-        char *slog = xasprintf("%s/log/storage%d.log", data, i);
-        char *sl = xasprintf("--listen=127.0.0.1:%d", o.base_port + 10 + i);
-        char *sn = xasprintf("--node_id=%d", node);
-        char *sm = xasprintf("--mgmtd=%s", mgmtd_addr);
-        char *sargv[] = {(char *)bin("valorfs-storage"), sl, sn, sm, targets, loglvl, NULL};
-        pid = spawn_daemon(sargv, slog);
-        if (pid < 0)
-            return up_fail(data, &e, NULL);
-        char name[32];
-        snprintf(name, sizeof(name), "storage%d", i);
-        pidfile_write(data, name, pid);
-        progress("storage%d pid %-7d 127.0.0.1:%d  targets %d  data %s", i, pid,
-                 o.base_port + 10 + i, o.ntargets, dir);
-        if (wait_routing(rpc, mgmtd_addr, NODE_STORAGE, (uint32_t)i, 60000, pid, name) != 0)
-            return up_fail(data, &e, slog);
+        progress("etcd     %d member%s healthy", o.etcd_members, o.etcd_members > 1 ? "s" : "");
     }
-    if (ensure_table(rpc, mgmtd_addr, (uint32_t)o.replicas) != 0)
+    if (start_mgmtds(&o, data, &e, rpc, loglvl, lease) != 0 ||
+        start_storage(&o, data, &e, rpc, loglvl) != 0)
+        return 1;
+    if (ensure_table(rpc, g_mgmtd_list, (uint32_t)o.replicas) != 0)
         return up_fail(data, &e, NULL);
+    if (start_metas(&o, data, &e, rpc, loglvl) != 0)
+        return 1;
+    if (!o.nostorage_mount && start_fuse(&o, data, &e, loglvl) != 0)
+        return 1;
 
-    /* meta */
-    log = xasprintf("%s/log/meta.log", data);
-    kv = xasprintf("--kv=lmdb:%s/meta/kv", data);
-    listen = xasprintf("--listen=%s", meta_addr);
-    char *mm = xasprintf("--mgmtd=%s", mgmtd_addr);
-    char *ks = xasprintf("--kv_sync=%s", o.kv_sync);
-    char *targv[12] = {(char *)bin("valorfs-meta"), listen, "--node_id=50", mm, kv, ks, loglvl};
-    int ta = 7;
-    if (o.chunk_size)
-        targv[ta++] = xasprintf("--chunk_size=%ld", o.chunk_size);
-    if (o.stripe)
-        targv[ta++] = xasprintf("--stripe=%ld", o.stripe);
-    targv[ta] = NULL;
-    pid = spawn_daemon(targv, log);
-    if (pid < 0)
-        return up_fail(data, &e, NULL);
-    pidfile_write(data, "meta", pid);
-    progress("meta     pid %-7d %s  kv %s/meta/kv", pid, meta_addr, data);
-    if (wait_routing(rpc, mgmtd_addr, NODE_META, 1, 60000, pid, "meta") != 0)
-        return up_fail(data, &e, log);
-
-    /* mount */
-    if (!o.nostorage_mount) {
-        log = xasprintf("%s/log/fuse.log", data);
-        char *be = xasprintf("--backend=cluster:%s", mgmtd_addr);
-        char *tr = xasprintf("--transport=%s", o.transport);
-        char *fargv[24] = {(char *)bin("valorfs-fuse"), "-f", be, tr, loglvl};
-        int fa = 5;
-        for (int i = 0; i < o.nfuse_opts; i++)
-            fargv[fa++] = (char *)o.fuse_opts[i];
-        fargv[fa++] = e.mount;
-        fargv[fa] = NULL;
-        pid = spawn_daemon(fargv, log);
-        if (pid < 0)
-            return up_fail(data, &e, NULL);
-        pidfile_write(data, "fuse", pid);
-        uint64_t end = ms_now() + 30000;
-        while (!is_mounted(e.mount)) {
-            if (!pid_alive(pid) || ms_now() > end) {
-                fprintf(stderr, "valorfs up: mounting %s failed\n", e.mount);
-                return up_fail(data, &e, log);
-            }
-            usleep(50 * 1000);
-        }
-        progress("fuse     pid %-7d mounted %s (transport %s)  log %s", pid, e.mount,
-                 o.transport, log);
-    }
-    printf("\nvalorfs is up: %d storage servers x %d targets, chains of %d replicas.\n",
-           o.nstorage, o.ntargets, o.replicas);
+    printf("\nvalorfs is up: %d storage servers x %d targets, chains of %d replicas, "
+           "%d meta, %d mgmtd.\n", o.nstorage, o.ntargets, o.replicas, o.nmetas, o.nmgmtds);
     if (!o.nostorage_mount) {
         printf("  mount:   %s\n", e.mount);
         printf("  daemon:  valorfs mount-info %s   (upgrade without unmounting: valorfs upgrade %s)\n",
                e.mount, e.mount);
     }
-    printf("  mgmtd:   %s   (valorfs status --mgmtd=%s)\n", mgmtd_addr, mgmtd_addr);
+    printf("  mgmtd:   %s   (valorfs status --mgmtd=%s)\n", g_mgmtd_list, g_mgmtd_list);
+    printf("  kv:      %s\n", e.kv_meta);
     printf("  data:    %s   logs in %s/log\n", data, data);
     printf("  stop:    valorfs down --data=%s\n", data);
     return 0;
