@@ -28,7 +28,7 @@ if ! [[ $secs =~ ^[0-9]+$ ]] || ((secs < 1)); then
 fi
 builddir=${FUZZ_BUILDDIR:-build-fuzz}
 artifacts=${FUZZ_ARTIFACTS:-$repo/$builddir/artifacts}
-targets=(fuzz_decode_dev fuzz_decode_ring fuzz_dispatch fuzz_rpc_frame fuzz_proto_mgmtd fuzz_proto_meta fuzz_proto_storage fuzz_meta_record fuzz_handoff fuzz_keeper_msg)
+targets=(fuzz_decode_dev fuzz_decode_ring fuzz_dispatch fuzz_rpc_frame fuzz_proto_mgmtd fuzz_proto_meta fuzz_proto_storage fuzz_meta_record fuzz_handoff fuzz_keeper_msg fuzz_etcd_resp)
 
 work=$(mktemp -d /tmp/valorfs-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
