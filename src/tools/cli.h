@@ -91,6 +91,12 @@ int cli_etcd_start(const struct cli_etcd *c, uint32_t timeout_ms);
  * gracefully), wait up to grace_s; force kills stragglers. 0 or 1. */
 int cli_etcd_stop(const char *data, int grace_s, bool force);
 
+/* Call `method` on the primary mgmtd among addrs (comma-separated): each
+ * address in turn, following a VF_E_NOT_PRIMARY redirect. Like
+ * rpc_call_sync: the status, *resp malloc'd on success. */
+int cli_call_mgmtd(struct rpc_client *rpc, const char *addrs, uint16_t method, const void *req,
+                   size_t req_len, uint32_t timeout_ms, void **resp, size_t *resp_len);
+
 /* ---- output ---- */
 void json_str(FILE *f, const char *s); /* a JSON string literal, escaped */
 

@@ -146,8 +146,10 @@ static const char status_usage[] =
     "\n"
     "Show the cluster as mgmtd's routing info describes it: nodes (type, address,\n"
     "lease), targets (node, chain, state, space), chains (version, head..tail with\n"
-    "each target's state) and chain tables. Without --mgmtd the address comes from\n"
-    "the cluster that `valorfs up` started in DIR (default " CLI_DEFAULT_DATA ").\n";
+    "each target's state) and chain tables, after a summary of the mgmtd\n"
+    "addresses and meta servers. Without --mgmtd the addresses come from the\n"
+    "cluster that `valorfs up` started in DIR (default " CLI_DEFAULT_DATA "), and\n"
+    "the summary also shows the KV store URIs of meta and mgmtd.\n";
 
 static void fmt_bytes(uint64_t b, char *out, size_t cap)
 {
@@ -161,10 +163,35 @@ static void fmt_bytes(uint64_t b, char *out, size_t cap)
     snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
-static void status_json(const struct mg_routing *r, FILE *f)
+/* The metadata services: where they keep their state (known for a cluster
+ * `valorfs up` started, i.e. without --mgmtd), the mgmtd addresses asked,
+ * and the meta servers the routing names. */
+struct status_ctx {
+    const char *mgmtd_addrs;
+    const struct cluster_env *env; /* NULL with --mgmtd */
+};
+
+static void status_json(const struct mg_routing *r, const struct status_ctx *sc, FILE *f)
 {
-    fprintf(f, "{\"routing_version\":%" PRIu64 ",\"primary\":%u,\"nodes\":[", r->version,
+    fprintf(f, "{\"routing_version\":%" PRIu64 ",\"primary\":%u,\"mgmtd_addrs\":[", r->version,
             r->primary_id);
+    char list[512];
+    snprintf(list, sizeof(list), "%s", sc->mgmtd_addrs);
+    char *save = NULL;
+    int k = 0;
+    for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        fputs(k++ ? "," : "", f);
+        json_str(f, a);
+    }
+    fputc(']', f);
+    if (sc->env && sc->env->kv_meta[0]) {
+        fprintf(f, ",\"kv\":{\"meta\":");
+        json_str(f, sc->env->kv_meta);
+        fprintf(f, ",\"mgmtd\":");
+        json_str(f, sc->env->kv_mgmtd);
+        fprintf(f, ",\"local_etcd_members\":%d}", sc->env->etcd_members);
+    }
+    fprintf(f, ",\"nodes\":[");
     for (uint32_t i = 0; i < r->nnodes; i++) {
         const struct mg_node *n = &r->nodes[i];
         fprintf(f, "%s{\"id\":%u,\"type\":", i ? "," : "", n->id);
@@ -208,10 +235,30 @@ static void status_json(const struct mg_routing *r, FILE *f)
     fprintf(f, "]}\n");
 }
 
-static void status_text(const struct mg_routing *r, FILE *f)
+static void status_text(const struct mg_routing *r, const struct status_ctx *sc, FILE *f)
 {
-    fprintf(f, "routing version %" PRIu64 ", primary mgmtd %u\n\nNODES\n", r->version,
-            r->primary_id);
+    fprintf(f, "routing version %" PRIu64 ", primary mgmtd %u\n", r->version, r->primary_id);
+    fprintf(f, "mgmtd    %s\n", sc->mgmtd_addrs);
+    char metas[1024] = "";
+    uint32_t nmeta = 0, nalive = 0;
+    for (uint32_t i = 0; i < r->nnodes; i++) {
+        const struct mg_node *n = &r->nodes[i];
+        if (n->type != NODE_META)
+            continue;
+        size_t used = strlen(metas);
+        snprintf(metas + used, sizeof(metas) - used, "%s%u@%s%s", nmeta ? ", " : "", n->id,
+                 n->addr, n->alive ? "" : " (LOST)");
+        nmeta++;
+        nalive += n->alive;
+    }
+    fprintf(f, "meta     %u of %u alive: %s\n", nalive, nmeta, nmeta ? metas : "-");
+    if (sc->env && sc->env->kv_meta[0]) {
+        fprintf(f, "kv       meta %s\n         mgmtd %s\n", sc->env->kv_meta, sc->env->kv_mgmtd);
+        if (sc->env->etcd_members)
+            fprintf(f, "etcd     %d local member%s\n", sc->env->etcd_members,
+                    sc->env->etcd_members > 1 ? "s" : "");
+    }
+    fprintf(f, "\nNODES\n");
     struct cli_table t;
     cli_table_init(&t, 5, "ID", "TYPE", "ADDRESS", "LEASE", "EXPIRES IN");
     struct timespec now;
@@ -334,10 +381,13 @@ int cmd_status(int argc, char **argv)
         fprintf(stderr, "valorfs status: %s\n", err);
         return 1;
     }
+    struct cluster_env env;
+    struct status_ctx sc = {.mgmtd_addrs = addr,
+                            .env = !mgmtd && cluster_env_read(data, &env) == 0 ? &env : NULL};
     if (json)
-        status_json(&r, stdout);
+        status_json(&r, &sc, stdout);
     else
-        status_text(&r, stdout);
+        status_text(&r, &sc, stdout);
     mg_routing_free(&r);
     return 0;
 }
@@ -424,8 +474,7 @@ int cmd_table(int argc, char **argv)
         mg_create_table_req_enc(&wb, &req);
         void *resp = NULL;
         size_t len = 0;
-        struct rpc_call_opts co = {.timeout_ms = 10000};
-        int st = rpc_call_sync(rpc, addr, MG_CREATE_TABLE, wb.data, wb.len, &co, &resp, &len);
+        int st = cli_call_mgmtd(rpc, addr, MG_CREATE_TABLE, wb.data, wb.len, 10000, &resp, &len);
         wb_free(&wb);
         struct mg_create_table_resp out = {0};
         if (st == 0 && mg_create_table_resp_dec(resp, len, &out) != 0)

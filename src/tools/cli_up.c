@@ -358,6 +358,35 @@ static int wait_routing(struct rpc_client *rpc, const char *mgmtd, uint8_t type,
     }
 }
 
+int cli_call_mgmtd(struct rpc_client *rpc, const char *addrs, uint16_t method, const void *req,
+                   size_t req_len, uint32_t timeout_ms, void **resp, size_t *resp_len)
+{
+    char list[512];
+    snprintf(list, sizeof(list), "%s", addrs);
+    /* No RPC_F_RETRY: a dead mgmtd is skipped for the next one at once,
+     * and a create is not idempotent. */
+    struct rpc_call_opts co = {.timeout_ms = timeout_ms};
+    int st = VF_E_NO_ROUTE;
+    char *save = NULL;
+    for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        *resp = NULL;
+        st = rpc_call_sync(rpc, a, method, req, req_len, &co, resp, resp_len);
+        if (st == VF_E_NOT_PRIMARY && *resp && *resp_len > 0 && *resp_len <= VF_MAX_ADDR) {
+            char primary[VF_MAX_ADDR + 1];
+            memcpy(primary, *resp, *resp_len);
+            primary[*resp_len] = 0;
+            free(*resp);
+            *resp = NULL;
+            st = rpc_call_sync(rpc, primary, method, req, req_len, &co, resp, resp_len);
+        }
+        if (st >= 0 && st != VF_E_NOT_PRIMARY)
+            return st; /* the primary's answer, success or not */
+        free(*resp);
+        *resp = NULL;
+    }
+    return st;
+}
+
 static int ensure_table(struct rpc_client *rpc, const char *mgmtd, uint32_t replicas)
 {
     struct mg_routing r;
@@ -378,8 +407,7 @@ static int ensure_table(struct rpc_client *rpc, const char *mgmtd, uint32_t repl
     mg_create_table_req_enc(&wb, &req);
     void *resp = NULL;
     size_t rlen = 0;
-    struct rpc_call_opts co = {.timeout_ms = 10000, .flags = RPC_F_RETRY};
-    int st = rpc_call_sync(rpc, mgmtd, MG_CREATE_TABLE, wb.data, wb.len, &co, &resp, &rlen);
+    int st = cli_call_mgmtd(rpc, mgmtd, MG_CREATE_TABLE, wb.data, wb.len, 10000, &resp, &rlen);
     wb_free(&wb);
     struct mg_create_table_resp out = {0};
     if (st == 0 && mg_create_table_resp_dec(resp, rlen, &out) != 0)
