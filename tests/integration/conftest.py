@@ -517,7 +517,9 @@ class Cluster:
         root = Path(self.scratch.root)
         self.data, self.mnt = root / "data", root / "mnt"
         self.mnt.mkdir()
-        port = free_base_port()  # (a fixed port could collide with another test cluster)
+        # (a fixed port could collide with another test cluster); up to P+43 with
+        # --mgmtds (P+20+i) and local etcd members (P+30+i, P+40+i)
+        port = free_base_port(span=50)
         out = subprocess.run([CLI, "up", f"--data={self.data}", f"--mount={self.mnt}",
                               f"--base-port={port}", "--lease-ms=20000", *extra,
                               *os.environ.get("VALORFS_CLUSTER_UP_ARGS", "").split()],
