@@ -244,6 +244,7 @@ def render_md(res, path, png_name):
             ("CPU pinning", "pinning"), ("operations per phase (N)", "nops"),
             ("worker counts", "threads"), ("readdir directory entries", "big_n"),
             ("readdir passes", "passes"), ("phase cap (s)", "max_seconds"),
+            ("cap of making the readdir directory (s)", "big_seconds"),
             ("idle counter sample (s)", "idle_s"), ("total run time (s)", "duration_s")]
     for label, k in rows:
         if k is None:
@@ -260,7 +261,9 @@ def render_md(res, path, png_name):
     head = "| operation | workers | " + " | ".join(LABEL.get(s, s) for s in S) + " |"
     sep = "|---|---:|" + "---:|" * len(S)
     L += ["## Operations per second", "",
-          "Rate = operations / wall time of the phase (all workers start at one barrier). "
+          "Rate = operations / wall time of the phase (all workers start at one barrier; "
+          "a phase stops at its cap, marked \"capped\", and the rate is over the operations "
+          "done). "
           "readdir: listings of the whole "
           f"{m.get('big_n', '?')}-entry directory per second (each worker lists it once per "
           "pass; median pass). Higher is better.", "", head, sep]
@@ -271,6 +274,13 @@ def render_md(res, path, png_name):
                 v, extra = res.rate(s, ph, t)
                 cells.append(fmt_n(v) + extra if v is not None else extra)
             L.append(f"| {ph} | {t} | " + " | ".join(cells) + " |")
+    for t in res.threads:
+        cells = []
+        for s in S:
+            r = res.run(s, "readdir", t)
+            cells.append(f"{fmt_n(r['result']['entries_per_s'])} ({r['result']['entries_per_listing']})"
+                         if res.ok(r) else "—")
+        L.append(f"| readdir entries/s (entries per listing) | {t} | " + " | ".join(cells) + " |")
     L += ["", "## Mean latency per operation", "",
           "Mean of every operation's own time (readdir: one whole listing). With one worker "
           "ops/s ≈ 1 / mean latency.", "", head, sep]
@@ -331,7 +341,7 @@ def render_md(res, path, png_name):
     mk = [(s, res.run(s, "mkbig")) for s in S]
     mk = [(s, r) for s, r in mk if res.ok(r)]
     if mk:
-        L += ["", "readdir directory made by `mkbig` (create+close with "
+        L += ["", "readdir directory made by `mkbig` (mknod with "
               f"{mk[0][1]['threads']} workers into one directory): "
               + ", ".join(f"{LABEL.get(s, s)} {r['result']['ops']} entries at "
                           f"{fmt_n(r['result']['ops_per_s'])}/s"

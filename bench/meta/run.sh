@@ -36,8 +36,8 @@ Phases, for each thread count T of --threads (T workers, one directory each,
 N operations in total; client dentries/inodes dropped before each phase):
   create   open(O_CREAT|O_EXCL)+close      stat     stat(2)
   rename   rename(2) in the same directory unlink   unlink(2)
-then once per system: mkbig (create the BIG-N-entry directory with the
-largest T, untimed for the table), and for each T: readdir (T workers list
+then once per system: mkbig (mknod the BIG-N entries of one directory with
+the largest T, capped at BIG-SECONDS; listed in the results, not a table row), and for each T: readdir (T workers list
 that directory at once, PASSES passes, dentries dropped before each).
 
 Round trips per operation, from counters read before and after each phase
@@ -50,12 +50,14 @@ Round trips per operation, from counters read before and after each phase
 
 Options:
   --systems LIST     comma list (default: $ALL_SYSTEMS)
-  --n N              operations per phase in total (default 2000)
+  --n N              operations per phase in total (default 1000)
   --threads LIST     comma list of worker counts (default 1,8)
   --big-n N          entries of the readdir directory (default 10000)
   --passes R         readdir passes (default 5)
-  --max-seconds S    cap of one phase (default 90; mkbig: 3x); a capped
-                     phase reports the rate over the operations done
+  --max-seconds S    cap of one phase (default 30); a capped phase reports
+                     the rate over the operations done
+  --big-seconds S    cap of mkbig (default 150); readdir then lists the
+                     entries made (the results say how many)
   --idle S           seconds of idle counter sampling per system (default 5)
   --base-port P      valorfs up --base-port (default 17600; etcd client
                      ports are P+30+i)
@@ -78,7 +80,8 @@ NOPS=
 THREADS=1,8
 BIG_N=
 PASSES=
-MAX_S=90
+MAX_S=30
+BIG_S=150
 IDLE_S=5
 BASE_PORT=17600
 QUICK=0
@@ -92,7 +95,7 @@ while [ $# -gt 0 ]; do
         --*=*) val=${opt#*=}; opt=${opt%%=*} ;;
     esac
     case $opt in
-        --systems|--n|--threads|--big-n|--passes|--max-seconds|--idle|--base-port|--work|--out|--name)
+        --systems|--n|--threads|--big-n|--passes|--max-seconds|--big-seconds|--idle|--base-port|--work|--out|--name)
             if [ -z "$val" ]; then
                 [ $# -ge 2 ] || { echo "run.sh: $opt needs a value" >&2; exit 2; }
                 val=$2; shift
@@ -105,6 +108,7 @@ while [ $# -gt 0 ]; do
         --big-n) BIG_N=$val ;;
         --passes) PASSES=$val ;;
         --max-seconds) MAX_S=$val ;;
+        --big-seconds) BIG_S=$val ;;
         --idle) IDLE_S=$val ;;
         --base-port) BASE_PORT=$val ;;
         --work) WORK_PARENT=$val ;;
@@ -120,9 +124,9 @@ done
 if [ "$QUICK" = 1 ]; then
     : "${NOPS:=300}" "${BIG_N:=1000}" "${PASSES:=2}"
 else
-    : "${NOPS:=2000}" "${BIG_N:=10000}" "${PASSES:=5}"
+    : "${NOPS:=1000}" "${BIG_N:=10000}" "${PASSES:=5}"
 fi
-for v in NOPS BIG_N PASSES MAX_S IDLE_S BASE_PORT; do
+for v in NOPS BIG_N PASSES MAX_S BIG_S IDLE_S BASE_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: bad number '${!v}'" >&2; exit 2; }
 done
 [[ $THREADS =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run.sh: bad --threads '$THREADS'" >&2; exit 2; }
@@ -324,7 +328,7 @@ run_phases() {
         done
     done
     mkdir -p "$MNT/rd" || { BROKEN=1; return 0; }
-    phase mkbig "$MAX_T" $((3 * MAX_S + 60)) --dir "$MNT/rd" --big-n "$BIG_N" --max-seconds $((3 * MAX_S))
+    phase mkbig "$MAX_T" $((BIG_S + 60)) --dir "$MNT/rd" --big-n "$BIG_N" --max-seconds "$BIG_S"
     for t in "${THREAD_LIST[@]}"; do
         phase readdir "$t" $((MAX_S + 60)) --dir "$MNT/rd" --passes "$PASSES" --drop-dentries
     done
@@ -362,7 +366,9 @@ system_up() {
             etcd_find_urls
             { echo "# etcd client URLs: ${ETCD_URLS[*]}"; } >>"$CUR_LOG"
             [ ${#ETCD_URLS[@]} -ge 1 ] || { log "  $CUR: no etcd process of ours found"; return 1; }
-            curl -s --max-time 5 "${ETCD_URLS[0]}/metrics" | grep -qE '^(etcd_)?grpc_server_handled_total' ||
+            local body
+            body=$(curl -s --max-time 5 "${ETCD_URLS[0]}/metrics" || true)
+            grep -qE '^(etcd_)?grpc_server_handled_total' <<<"$body" ||
                 log "  $CUR: WARNING: no grpc_server_handled_total at ${ETCD_URLS[0]}/metrics" ;;
         moosefs) CUR_KIND=moosefs
             bench_moosefs_up 1 ;;
@@ -427,6 +433,7 @@ bench_system() {
     printf 'big_n\t%s\n' "$BIG_N"
     printf 'passes\t%s\n' "$PASSES"
     printf 'max_seconds\t%s\n' "$MAX_S"
+    printf 'big_seconds\t%s\n' "$BIG_S"
     printf 'idle_s\t%s\n' "$IDLE_S"
     printf 'systems\t%s\n' "$SYSTEMS"
 } >"$RAW/meta.tsv"
