@@ -103,6 +103,12 @@ if [[ -d tests/integration ]]; then
   VALORFS_TEST_BACKEND=cluster VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse \
     VALORFS_CLI=$repo/build/src/tools/valorfs run_pytest cluster-posix tests/integration/test_posix.py
   cleanup_mounts
+  # (test_etcd.py, the etcd fault tests, already ran in the integ run above)
+  note "etcd: the POSIX battery on a cluster whose metadata is in a 3-member etcd"
+  VALORFS_TEST_BACKEND=cluster VALORFS_CLUSTER_UP_ARGS="--kv=etcd --etcd-members=3" \
+    VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse VALORFS_CLI=$repo/build/src/tools/valorfs \
+    run_pytest etcd-posix tests/integration/test_posix.py
+  cleanup_mounts
 fi
 
 # ---- asan + ubsan ----
