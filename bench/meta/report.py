@@ -189,7 +189,7 @@ class Res:
             return "setup failed"
         if not r:
             return "—"
-        return {"skipped": "skipped", "124": "TIMEOUT"}.get(r["rc"], f"FAIL rc={r['rc']}")
+        return {"skipped": "skipped", "124": "TIMEOUT", "lost": "MOUNT LOST"}.get(r["rc"], f"FAIL rc={r['rc']}")
 
     def rate(self, system, phase, t):
         r = self.run(system, phase, t)

@@ -165,6 +165,7 @@ CUR_KIND=
 CUR_LOG=
 BROKEN=0
 VALORFS_UP=
+MOUNT_ID=
 
 # our etcd members: the etcd processes whose command line names our work dir
 our_etcd_pids() {
@@ -290,13 +291,16 @@ phase() {
     kill -TERM $wd 2>/dev/null || true
     wait $wd 2>/dev/null || true
     [ -e "$fired" ] && rc=124
+    # the mount we set up must still be there: when it is gone (unmounted or
+    # aborted by someone else), the phase ran on the bare directory beneath
+    [ "$(mount_id)" = "$MOUNT_ID" ] || rc=lost
     scrape >"$RAW/$SEQ.after"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SEQ" "$CUR" "$ph" "$th" "$rc" \
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" "$cmdstr" >>"$RAW/index.tsv"
     if [ $rc != 0 ]; then
         log "  $CUR: $ph T=$th FAILED (rc=$rc): $(tail -2 "$RAW/$SEQ.err" | tr '\n' ' ')"
-        if [ $rc = 124 ] || [ $rc = 137 ] || ! bench_in_mounts; then
-            log "  $CUR: hung or unmounted -> remaining phases skipped"
+        if [ $rc = 124 ] || [ $rc = 137 ] || [ $rc = lost ] || ! bench_in_mounts; then
+            log "  $CUR: hung, unmounted or remounted -> remaining phases skipped"
             BROKEN=1
             bench_abort_fuse
         fi
@@ -306,6 +310,8 @@ phase() {
         for (i = 1; i < NF; i++) { k = $i; gsub(/[ "{]/, "", k); v[k] = $(i + 1) }
         printf "%.0f ops/s, %d ops, %s errors, mean %.0f us", v["ops_per_s"], v["ops"], v["errors"] + 0, v["mean"] }' "$out")"
 }
+
+mount_id() { awk -v m="$MNT" '$5 == m { id = $1 } END { print id }' /proc/self/mountinfo; }
 
 # idle counter rate: what the system's own background traffic adds per second
 idle_sample() {
@@ -405,6 +411,7 @@ bench_system() {
         teardown_current
         return 0
     fi
+    MOUNT_ID=$(mount_id)
     log "  $CUR: up and mounted in $(( $(date +%s) - t0 )) s"
     printf 'load_%s\t%s\n' "$CUR" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW/meta.tsv"
     printf '%s\tok\t%s\t%s\n' "$CUR" "$MOUNT_DESC" "$CUR_LOG" >>"$RAW/systems.tsv"
