@@ -183,6 +183,20 @@ int cli_etcd_start(const struct cli_etcd *c, uint32_t timeout_ms)
         fprintf(stderr, "valorfs up: --etcd-members must be 1 or 3\n");
         return -1;
     }
+    /* Members can only be added or removed through etcd's reconfiguration
+     * (etcdctl member add/remove), not by restarting with another count. */
+    int existing = 0;
+    for (int n = 1; n <= CLI_ETCD_MAX_MEMBERS; n++) {
+        char dir[PATH_MAX];
+        struct stat st;
+        member_dir(c->data, n, dir, sizeof(dir));
+        existing += stat(dir, &st) == 0;
+    }
+    if (existing && existing != c->members) {
+        fprintf(stderr, "valorfs up: %s/etcd holds a %d-member etcd cluster; "
+                        "restart it with --etcd-members=%d\n", c->data, existing, existing);
+        return -1;
+    }
     char initial[512] = "";
     size_t used = 0;
     for (int n = 1; n <= c->members; n++)

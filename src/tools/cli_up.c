@@ -1,10 +1,13 @@
 /* cli_up.c — `valorfs up` and `valorfs down`: a whole cluster on one machine.
  *
- * up starts mgmtd, then the storage servers (each with its targets, on plain
- * directories or on loop-device images), creates chain table 1 when the
- * cluster has none, starts meta, and mounts. Every daemon runs detached in
- * its own session with its log in DATA/log and its pid in DATA/run, so down
- * (from any shell, later) finds and stops them. A failed step prints the
+ * up starts the local etcd members when --kv=etcd (cli_etcd.c), mgmtd(s),
+ * then the storage servers (each with its targets, on plain directories or
+ * on loop-device images), creates chain table 1 when the cluster has none,
+ * starts the meta server(s), and mounts. Every daemon and the mount get the
+ * list of all mgmtd addresses; meta and mgmtd open the KV URIs plan_kv()
+ * derives from --kv. Every daemon runs detached in its own session with its
+ * log in DATA/log and its pid in DATA/run, so down (from any shell, later)
+ * finds and stops them (the etcd members last). A failed step prints the
  * failing daemon's last log lines and stops what was already started.
  */
 #include <errno.h>
