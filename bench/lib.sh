@@ -160,7 +160,7 @@ EOF
     # in our mount namespace, nsenter --net does not change that
     "${NS[@]}" mfsmount -f "$MNT" -H "$MFS_MASTER" >"$LOGS/mfsmount.log" 2>&1 &
     BG_PIDS+=($!)
-    bench_wait_mount 30 || return 1
+    bench_wait_mount 60 || { log "  moosefs: mfsmount did not mount in 60 s"; return 1; }
     MOUNT_DESC="mfsmaster (DATA_PATH \$WORK/moosefs/master, listen $MFS_MASTER) + $ncs mfschunkserver (198.18.0.2.., one chunks dir each under \$WORK/moosefs/csN/chunks), defaults otherwise; mfsmount -f \$WORK/mnt -H $MFS_MASTER (default options)"
 }
 

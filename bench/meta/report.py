@@ -256,6 +256,9 @@ def render_md(res, path, png_name):
         if f"load_{s}" in m:
             L.append(f"| load average at start / end of {LABEL.get(s, s)} | "
                      f"{m[f'load_{s}']} / {m.get(f'load_after_{s}', '?')} |")
+        if f"concurrent_tests_{s}" in m:
+            L.append(f"| another session's scripts/test.sh running at the start of "
+                     f"{LABEL.get(s, s)} | {m[f'concurrent_tests_{s}']} |")
     L += ["", f"Command: `{m.get('command', '?')}`", ""]
 
     head = "| operation | workers | " + " | ".join(LABEL.get(s, s) for s in S) + " |"

@@ -65,6 +65,10 @@ Options:
   --work DIR         parent of the work directory (default /var/tmp)
   --out DIR          results directory (default bench/results)
   --name STEM        results file stem (default <date>-meta[-quick])
+  --wait-quiet S      before each system, wait up to S seconds (default 0)
+                     while another session's scripts/test.sh runs: its
+                     stage cleanup unmounts every valorfs mount and kills
+                     every valorfs daemon on the machine, ours included
   --keep-work        keep the work directory (logs, raw outputs)
   -h, --help         show this help
 
@@ -89,13 +93,14 @@ WORK_PARENT=/var/tmp
 OUTDIR=$BENCH/results
 STEM=
 KEEP_WORK=0
+WAIT_QUIET=0
 while [ $# -gt 0 ]; do
     opt=$1 val=
     case $opt in
         --*=*) val=${opt#*=}; opt=${opt%%=*} ;;
     esac
     case $opt in
-        --systems|--n|--threads|--big-n|--passes|--max-seconds|--big-seconds|--idle|--base-port|--work|--out|--name)
+        --systems|--n|--threads|--big-n|--passes|--max-seconds|--big-seconds|--wait-quiet|--idle|--base-port|--work|--out|--name)
             if [ -z "$val" ]; then
                 [ $# -ge 2 ] || { echo "run.sh: $opt needs a value" >&2; exit 2; }
                 val=$2; shift
@@ -110,6 +115,7 @@ while [ $# -gt 0 ]; do
         --max-seconds) MAX_S=$val ;;
         --big-seconds) BIG_S=$val ;;
         --idle) IDLE_S=$val ;;
+        --wait-quiet) WAIT_QUIET=$val ;;
         --base-port) BASE_PORT=$val ;;
         --work) WORK_PARENT=$val ;;
         --out) OUTDIR=$val ;;
@@ -126,7 +132,7 @@ if [ "$QUICK" = 1 ]; then
 else
     : "${NOPS:=1000}" "${BIG_N:=10000}" "${PASSES:=5}"
 fi
-for v in NOPS BIG_N PASSES MAX_S BIG_S IDLE_S BASE_PORT; do
+for v in NOPS BIG_N PASSES MAX_S BIG_S WAIT_QUIET IDLE_S BASE_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: bad number '${!v}'" >&2; exit 2; }
 done
 [[ $THREADS =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run.sh: bad --threads '$THREADS'" >&2; exit 2; }
@@ -147,7 +153,9 @@ want() { [[ ,$SYSTEMS, == *,$1,* ]]; }
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
 want moosefs && bench_apt_install moosefs-master moosefs-chunkserver moosefs-client moosefs-cli
-for t in timeout cc curl ip nsenter mdb_stat; do command -v $t >/dev/null || die "$t not found"; done
+{ want lmdb || want lmdb-nosync; } && bench_apt_install lmdb-utils      # mdb_stat
+{ want etcd1 || want etcd3; } && bench_apt_install curl etcd-server etcd-client
+for t in timeout cc ip nsenter; do command -v $t >/dev/null || die "$t not found"; done
 "$PYTHON" -c 'import matplotlib' 2>/dev/null || die "$PYTHON lacks matplotlib (apt-get install python3-matplotlib)"
 
 # ---------------------------------------------------------------- work area
@@ -381,6 +389,22 @@ system_up() {
     esac
 }
 
+# another session's test run (detection only: its cleanup is not ours to stop)
+test_runs() { pgrep -f 'scripts/test\.sh' 2>/dev/null | tr '\n' ' ' || true; }
+wait_quiet() {
+    local t0 busy
+    t0=$(date +%s)
+    busy=$(test_runs)
+    [ -z "$busy" ] && return 0
+    log "  scripts/test.sh running (pid $busy): waiting up to $WAIT_QUIET s"
+    while [ -n "$busy" ] && [ $(( $(date +%s) - t0 )) -lt "$WAIT_QUIET" ]; do
+        sleep 5
+        busy=$(test_runs)
+    done
+    [ -z "$busy" ] || log "  WARNING: scripts/test.sh still running (pid $busy); its cleanup may unmount us"
+    printf 'concurrent_tests_%s\t%s\n' "$CUR" "${busy:-none}" >>"$RAW/meta.tsv"
+}
+
 bench_system() {
     CUR=$1
     BROKEN=0
@@ -401,12 +425,14 @@ bench_system() {
             return 0
         fi
     fi
+    wait_quiet
     MOUNT_DESC=
     local t0 rc=0
     t0=$(date +%s)
     system_up || rc=$?
     if [ $rc != 0 ] || ! bench_in_mounts; then
         log "  $CUR: setup FAILED; log tail:"; tail -5 "$CUR_LOG" >&2 || true
+        [ "$CUR" = moosefs ] && tail -n 5 "$LOGS"/mfs*.log >>"$CUR_LOG" 2>&1
         printf '%s\tfailed\t%s\t%s\n' "$CUR" "${MOUNT_DESC:-setup failed}" "$CUR_LOG" >>"$RAW/systems.tsv"
         teardown_current
         return 0
