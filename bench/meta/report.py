@@ -245,6 +245,7 @@ def render_md(res, path, png_name):
             ("worker counts", "threads"), ("readdir directory entries", "big_n"),
             ("readdir passes", "passes"), ("phase cap (s)", "max_seconds"),
             ("cap of making the readdir directory (s)", "big_seconds"),
+            ("workers making it", "big_threads"),
             ("idle counter sample (s)", "idle_s"), ("total run time (s)", "duration_s")]
     for label, k in rows:
         if k is None:

@@ -37,7 +37,7 @@ N operations in total; client dentries/inodes dropped before each phase):
   create   open(O_CREAT|O_EXCL)+close      stat     stat(2)
   rename   rename(2) in the same directory unlink   unlink(2)
 then once per system: mkbig (mknod the BIG-N entries of one directory with
-the largest T, capped at BIG-SECONDS; listed in the results, not a table row), and for each T: readdir (T workers list
+BIG-THREADS workers, capped at BIG-SECONDS; in the results, not a table row), and for each T: readdir (T workers list
 that directory at once, PASSES passes, dentries dropped before each).
 
 Round trips per operation, from counters read before and after each phase
@@ -53,11 +53,13 @@ Options:
   --n N              operations per phase in total (default 1000)
   --threads LIST     comma list of worker counts (default 1,8)
   --big-n N          entries of the readdir directory (default 10000)
-  --passes R         readdir passes (default 5)
-  --max-seconds S    cap of one phase (default 30); a capped phase reports
+  --passes R         readdir passes (default 3)
+  --max-seconds S    cap of one phase (default 20); a capped phase reports
                      the rate over the operations done
   --big-seconds S    cap of mkbig (default 150); readdir then lists the
                      entries made (the results say how many)
+  --big-threads T    mkbig workers (default 4; on etcd more workers on one
+                     directory only add conflicts)
   --idle S           seconds of idle counter sampling per system (default 5)
   --base-port P      valorfs up --base-port (default 17600; etcd client
                      ports are P+30+i)
@@ -84,8 +86,9 @@ NOPS=
 THREADS=1,8
 BIG_N=
 PASSES=
-MAX_S=30
+MAX_S=20
 BIG_S=150
+BIG_T=4
 IDLE_S=5
 BASE_PORT=17600
 QUICK=0
@@ -100,7 +103,7 @@ while [ $# -gt 0 ]; do
         --*=*) val=${opt#*=}; opt=${opt%%=*} ;;
     esac
     case $opt in
-        --systems|--n|--threads|--big-n|--passes|--max-seconds|--big-seconds|--wait-quiet|--idle|--base-port|--work|--out|--name)
+        --systems|--n|--threads|--big-n|--passes|--max-seconds|--big-seconds|--big-threads|--wait-quiet|--idle|--base-port|--work|--out|--name)
             if [ -z "$val" ]; then
                 [ $# -ge 2 ] || { echo "run.sh: $opt needs a value" >&2; exit 2; }
                 val=$2; shift
@@ -114,6 +117,7 @@ while [ $# -gt 0 ]; do
         --passes) PASSES=$val ;;
         --max-seconds) MAX_S=$val ;;
         --big-seconds) BIG_S=$val ;;
+        --big-threads) BIG_T=$val ;;
         --idle) IDLE_S=$val ;;
         --wait-quiet) WAIT_QUIET=$val ;;
         --base-port) BASE_PORT=$val ;;
@@ -130,9 +134,9 @@ done
 if [ "$QUICK" = 1 ]; then
     : "${NOPS:=300}" "${BIG_N:=1000}" "${PASSES:=2}"
 else
-    : "${NOPS:=1000}" "${BIG_N:=10000}" "${PASSES:=5}"
+    : "${NOPS:=1000}" "${BIG_N:=10000}" "${PASSES:=3}"
 fi
-for v in NOPS BIG_N PASSES MAX_S BIG_S WAIT_QUIET IDLE_S BASE_PORT; do
+for v in NOPS BIG_N PASSES MAX_S BIG_S BIG_T WAIT_QUIET IDLE_S BASE_PORT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || { echo "run.sh: bad number '${!v}'" >&2; exit 2; }
 done
 [[ $THREADS =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "run.sh: bad --threads '$THREADS'" >&2; exit 2; }
@@ -142,8 +146,6 @@ VALORFS_UP_ARGS=${VALORFS_UP_ARGS:-}
 PYTHON=${PYTHON:-/usr/bin/python3}
 IFS=, read -r -a SYSTEM_LIST <<<"$SYSTEMS"
 IFS=, read -r -a THREAD_LIST <<<"$THREADS"
-MAX_T=0
-for t in "${THREAD_LIST[@]}"; do [ "$t" -gt "$MAX_T" ] && MAX_T=$t; done
 for s in "${SYSTEM_LIST[@]}"; do
     case $s in lmdb|lmdb-nosync|etcd1|etcd3|moosefs) ;; *) echo "run.sh: unknown system '$s'" >&2; exit 2 ;; esac
 done
@@ -342,7 +344,7 @@ run_phases() {
         done
     done
     mkdir -p "$MNT/rd" || { BROKEN=1; return 0; }
-    phase mkbig "$MAX_T" $((BIG_S + 60)) --dir "$MNT/rd" --big-n "$BIG_N" --max-seconds "$BIG_S"
+    phase mkbig "$BIG_T" $((BIG_S + 60)) --dir "$MNT/rd" --big-n "$BIG_N" --max-seconds "$BIG_S"
     for t in "${THREAD_LIST[@]}"; do
         phase readdir "$t" $((MAX_S + 60)) --dir "$MNT/rd" --passes "$PASSES" --drop-dentries
     done
@@ -467,6 +469,7 @@ bench_system() {
     printf 'passes\t%s\n' "$PASSES"
     printf 'max_seconds\t%s\n' "$MAX_S"
     printf 'big_seconds\t%s\n' "$BIG_S"
+    printf 'big_threads\t%s\n' "$BIG_T"
     printf 'idle_s\t%s\n' "$IDLE_S"
     printf 'systems\t%s\n' "$SYSTEMS"
 } >"$RAW/meta.tsv"
