@@ -392,7 +392,7 @@ static int parse_args(int argc, char **argv, struct settings *st)
     return 0;
 }
 
-static struct vfs_session *g_session;
+static struct vfs_session *volatile g_session;
 
 /* The passthrough backend holds one O_PATH fd per inode the kernel knows:
  * lift the soft fd limit (and, as root, the hard one) so large trees work. */
@@ -660,7 +660,14 @@ int main(int argc, char **argv)
              vfs_session_mountpoint(g_session), st.backend, vfs_transport_name(st.fuse.transport));
     rc = vfs_session_run(g_session);
     LOG_INFO("main", "stopped (%s)", rc == 0 ? "clean" : strerror(-rc));
-    vfs_session_free(g_session);
+    /* A late SIGTERM must not reach a freed session (the handler reads
+     * g_session): we are stopping anyway, so from here on it is ignored. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    struct vfs_session *done = g_session;
+    g_session = NULL;
+    vfs_session_free(done);
     if (cluster)
         cfs_free(fs);
     else
