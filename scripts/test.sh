@@ -104,10 +104,16 @@ if [[ -d tests/integration ]]; then
     VALORFS_CLI=$repo/build/src/tools/valorfs run_pytest cluster-posix tests/integration/test_posix.py
   cleanup_mounts
   # (test_etcd.py, the etcd fault tests, already ran in the integ run above)
+  # Two scale tests stay out of this run: 10k entries in one directory and
+  # 4800 open/write/close cycles from 32 threads take ~10 min on etcd at ~40
+  # creates/s on 2 cores (nothing in them is LMDB-specific; the LMDB runs
+  # above cover them). VALORFS_ETCD_POSIX_ALL=1 runs the whole battery.
   note "etcd: the POSIX battery on a cluster whose metadata is in a 3-member etcd"
+  etcd_k="not test_large_directory and not test_parallel_requests_exceed_queue_depth"
+  [[ -n ${VALORFS_ETCD_POSIX_ALL:-} ]] && etcd_k=""
   VALORFS_TEST_BACKEND=cluster VALORFS_CLUSTER_UP_ARGS="--kv=etcd --etcd-members=3" \
     VALORFS_FUSE=$repo/build/src/tools/valorfs-fuse VALORFS_CLI=$repo/build/src/tools/valorfs \
-    run_pytest etcd-posix tests/integration/test_posix.py
+    run_pytest etcd-posix -k "$etcd_k" tests/integration/test_posix.py
   cleanup_mounts
 fi
 
@@ -133,6 +139,12 @@ if skip_stage asan; then note "asan: skipped"; else
       VALORFS_TEST_BACKEND=cluster VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse \
         VALORFS_CLI=$repo/build-asan/src/tools/valorfs VALORFS_SANITIZER_LOG_DIR=$san \
         run_pytest asan-cluster-posix tests/integration/test_posix.py
+      cleanup_mounts
+      # metadata on etcd: start against an unreachable etcd, mgmtd failover
+      # (and clean SIGTERM stops) on a 3-member etcd
+      VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_CLI=$repo/build-asan/src/tools/valorfs \
+        VALORFS_SANITIZER_LOG_DIR=$san \
+        run_pytest asan-etcd -k "unreachable or mgmtd_failover" tests/integration/test_etcd.py
       cleanup_mounts
       # online upgrade and crash restart: keeper, handoff import, resend replay
       VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_CLI=$repo/build-asan/src/tools/valorfs \

@@ -26,7 +26,7 @@ import pytest
 from conftest import (BINARY, CLI, Cluster, free_base_port, is_mounted, sanitizer_problems,
                       sanitizer_reports, umount)
 from etcd_helpers import (LoadLoop, closed_port, daemons, describe, etcd_installed,
-                          etcd_members, failures, leader, mgmtd_acting, proc_alive,
+                          etcd_members, failures, leader, mgmtd_acting,
                           processes_mentioning, wait_rejoined)
 
 pytestmark = pytest.mark.skipif(not etcd_installed(), reason="etcd/etcdctl not installed")
