@@ -59,6 +59,8 @@ struct etcd_read {
     uint8_t *key; /* full etcd key */
     size_t klen;
     int64_t mod; /* 0: absent */
+    const uint8_t *val; /* the value seen (in t->keep), for a repeated get */
+    size_t vlen;
 };
 
 struct etcd_span {
@@ -120,7 +122,8 @@ static int keep(struct etcd_txn *t, void *mem)
     return 0;
 }
 
-static int add_read(struct etcd_txn *t, const uint8_t *key, size_t klen, int64_t mod)
+static int add_read(struct etcd_txn *t, const uint8_t *key, size_t klen, int64_t mod,
+                    const uint8_t *val, size_t vlen)
 {
     if (grow((void **)&t->reads, &t->capreads, t->nreads + 1, sizeof(*t->reads)))
         return -ENOMEM;
@@ -128,7 +131,8 @@ static int add_read(struct etcd_txn *t, const uint8_t *key, size_t klen, int64_t
     if (!k)
         return -ENOMEM;
     memcpy(k, key, klen);
-    t->reads[t->nreads++] = (struct etcd_read){ .key = k, .klen = klen, .mod = mod };
+    t->reads[t->nreads++] =
+        (struct etcd_read){ .key = k, .klen = klen, .mod = mod, .val = val, .vlen = vlen };
     return 0;
 }
 
@@ -340,6 +344,17 @@ static int etcd_get(struct kv_txn *base, const void *key, size_t klen, struct kv
     }
     uint8_t fk[MAX_PREFIX + 2 + KV_MAX_KEY + 2];
     size_t fl = full_key(t->db, key, klen, fk);
+    /* Read before in this snapshot: the same answer, without a round trip. */
+    for (size_t i = t->nreads; i-- > 0;) {
+        const struct etcd_read *rd = &t->reads[i];
+        if (rd->klen == fl && !memcmp(rd->key, fk, fl)) {
+            if (rd->mod == 0)
+                return -ENOENT;
+            out->data = rd->val;
+            out->len = rd->vlen;
+            return 0;
+        }
+    }
     struct etcd_range_result res;
     int rc = range_at(t, fk, fl, NULL, 0, 0, &res);
     if (rc)
@@ -351,18 +366,19 @@ static int etcd_get(struct kv_txn *base, const void *key, size_t klen, struct kv
     }
     bool present = res.n == 1;
     int64_t mod = present ? res.kvs[0].mod_revision : 0;
-    if (tracking(t) && add_read(t, fk, fl, mod)) {
-        etcd_range_result_free(&res);
-        return t->err = -ENOMEM;
-    }
-    if (!present) {
-        etcd_range_result_free(&res);
-        return -ENOENT;
-    }
-    out->data = res.kvs[0].vlen ? res.kvs[0].val : &empty_byte;
-    out->len = res.kvs[0].vlen;
+    const uint8_t *val = present && res.kvs[0].vlen ? res.kvs[0].val : &empty_byte;
+    size_t vlen = present ? res.kvs[0].vlen : 0;
+    /* The answer's memory lives until the transaction ends (kv.h). */
     if (keep(t, res.mem))
         return t->err = -ENOMEM;
+    /* Every get is remembered (repeats are free); only read-write
+     * transactions turn them into commit compares. */
+    if (add_read(t, fk, fl, mod, val, vlen))
+        return t->err = -ENOMEM;
+    if (!present)
+        return -ENOENT;
+    out->data = val;
+    out->len = vlen;
     return 0;
 }
 
@@ -496,7 +512,8 @@ static int etcd_scan(struct kv_txn *base, const void *begin, size_t blen, const 
         size_t klen = 0, vlen = 0;
         bool skip = false;
         if (cmp <= 0) {
-            if (tracking(t) && add_read(t, sk->key, sk->klen, sk->mod_revision)) {
+            if (tracking(t) && add_read(t, sk->key, sk->klen, sk->mod_revision,
+                                        sk->vlen ? sk->val : &empty_byte, sk->vlen)) {
                 ret = t->err = -ENOMEM;
                 break;
             }
