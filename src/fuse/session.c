@@ -266,6 +266,13 @@ static struct vfs_chan *chan_new_dev(struct vfs_session *s, enum chan_mode mode,
             chan_free(c);
             return NULL;
         }
+        /* Under a keeper, fault every page in now. The kernel copies a request
+         * into this buffer with get_user_pages; if a page is not present and
+         * the daemon is being killed (crash restart), that slow path fails
+         * and the kernel ends the request with EIO instead of keeping it for
+         * the successor. Present pages take the fast path, which cannot fail. */
+        if (s->keeper_fd >= 0)
+            memset(c->slots[i].buf, 0, VFS_DEV_BUF_SIZE);
     }
     s->chans[s->nchans++] = c;
     return c;
