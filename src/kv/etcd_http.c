@@ -265,7 +265,8 @@ int etcd_call(struct etcd_conn *c, const char *path, const char *body, size_t le
             rc = -EAGAIN;
             goto out;
         }
-        if (strstr(msg, "too large") || strstr(msg, "too many operations")) {
+        if (strstr(msg, "too large") || strstr(msg, "larger than max") ||
+            strstr(msg, "too many operations")) {
             rc = -E2BIG;
             goto out;
         }
