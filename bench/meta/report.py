@@ -327,6 +327,23 @@ def render_md(res, path, png_name):
         for t in res.threads if ph != "mkbig" else sorted({r["threads"] for r in res.doc["runs"]
                                                           if r["phase"] == "mkbig"}):
             L.append(f"| {ph} | {t} | " + " | ".join(res.rt_cell(s, ph, t) for s in S) + " |")
+    etcd = [s for s in S if any((res.run(s, ph, 1) or {}).get("round_trips") and
+                                "kv" in res.run(s, ph, 1)["round_trips"]["per_op"] for ph in PHASES)]
+    if etcd and 1 in res.threads:
+        L += ["", "Mean latency per KV round trip with one worker (mean latency of the "
+              "operation ÷ its KV requests; it includes meta's and the client's own work, so "
+              "it is an upper bound of one etcd request):", "",
+              "| operation | " + " | ".join(LABEL.get(s, s) for s in etcd) + " |",
+              "|---|" + "---:|" * len(etcd)]
+        for ph in PHASES:
+            cells = []
+            for s in etcd:
+                r = res.run(s, ph, 1)
+                rt = r and r.get("round_trips")
+                kv = rt and rt["per_op"].get("kv")
+                cells.append(fmt_us(r["result"]["lat_us"]["mean"] / kv) if res.ok(r) and kv
+                             else "—")
+            L.append(f"| {ph} | " + " | ".join(cells) + " |")
     idle = []
     for s in S:
         r = res.run(s, "idle")

@@ -397,7 +397,10 @@ wait_quiet() {
     local t0 busy
     t0=$(date +%s)
     busy=$(test_runs)
-    [ -z "$busy" ] && return 0
+    if [ -z "$busy" ]; then
+        printf 'concurrent_tests_%s\tnone\n' "$CUR" >>"$RAW/meta.tsv"
+        return 0
+    fi
     log "  scripts/test.sh running (pid $busy): waiting up to $WAIT_QUIET s"
     while [ -n "$busy" ] && [ $(( $(date +%s) - t0 )) -lt "$WAIT_QUIET" ]; do
         sleep 5
