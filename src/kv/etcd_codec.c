@@ -170,6 +170,36 @@ fail:
     return NULL;
 }
 
+char *etcd_req_multi_range(const struct etcd_key *keys, size_t n, int64_t revision,
+                           size_t *len)
+{
+    json_object *root = json_object_new_object();
+    json_object **items = calloc(n ? n : 1, sizeof(*items));
+    if (!root || !items)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        json_object *rr = json_object_new_object(), *o = json_object_new_object();
+        if (!rr || !o || add_bytes(rr, "key", keys[i].key, keys[i].klen) ||
+            (revision > 0 && add_int64(rr, "revision", revision)) ||
+            json_object_object_add(o, "request_range", rr)) {
+            json_object_put(rr);
+            json_object_put(o);
+            for (size_t j = 0; j < i; j++)
+                json_object_put(items[j]);
+            goto fail;
+        }
+        items[i] = o;
+    }
+    if (n && add_array(root, "success", items, n))
+        goto fail;
+    free(items);
+    return finish(root, len);
+fail:
+    free(items);
+    json_object_put(root);
+    return NULL;
+}
+
 /* ---- responses ---- */
 
 static bool only_space(const char *p, size_t n)
@@ -270,18 +300,17 @@ static int header_revision(json_object *root, int64_t *rev)
     return 0;
 }
 
-int etcd_decode_range(const char *body, size_t len, struct etcd_range_result *out)
+/* One RangeResponse object (its kvs and more) into out; revision is given. */
+static int decode_range_obj(json_object *obj, int64_t revision, struct etcd_range_result *out)
 {
     memset(out, 0, sizeof(*out));
-    json_object *root = parse(body, len);
-    if (!root)
-        return -EPROTO;
+    out->revision = revision;
     int rc = -EPROTO;
     json_object *kvs = NULL;
-    if (header_revision(root, &out->revision) || get_bool(root, "more", &out->more))
+    if (get_bool(obj, "more", &out->more))
         goto out;
     size_t n = 0;
-    if (json_object_object_get_ex(root, "kvs", &kvs)) {
+    if (json_object_object_get_ex(obj, "kvs", &kvs)) {
         if (!json_object_is_type(kvs, json_type_array))
             goto out;
         n = json_object_array_length(kvs);
@@ -329,9 +358,54 @@ int etcd_decode_range(const char *body, size_t len, struct etcd_range_result *ou
     }
     rc = 0;
 out:
-    json_object_put(root);
     if (rc)
         etcd_range_result_free(out);
+    return rc;
+}
+
+int etcd_decode_range(const char *body, size_t len, struct etcd_range_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_object *root = parse(body, len);
+    if (!root)
+        return -EPROTO;
+    int64_t rev;
+    int rc = header_revision(root, &rev) ? -EPROTO : decode_range_obj(root, rev, out);
+    json_object_put(root);
+    return rc;
+}
+
+int etcd_decode_multi_range(const char *body, size_t len, struct etcd_range_result *out,
+                            size_t n)
+{
+    memset(out, 0, n * sizeof(*out));
+    json_object *root = parse(body, len), *resps = NULL;
+    if (!root)
+        return -EPROTO;
+    int64_t rev;
+    bool ok = false;
+    int rc = -EPROTO;
+    if (header_revision(root, &rev) || get_bool(root, "succeeded", &ok) || !ok ||
+        !json_object_object_get_ex(root, "responses", &resps) ||
+        !json_object_is_type(resps, json_type_array) || json_object_array_length(resps) != n)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        json_object *r = json_object_array_get_idx(resps, i), *rr = NULL;
+        if (!r || !json_object_is_type(r, json_type_object) ||
+            !json_object_object_get_ex(r, "response_range", &rr) ||
+            !json_object_is_type(rr, json_type_object)) {
+            rc = -EPROTO;
+            goto out;
+        }
+        if ((rc = decode_range_obj(rr, rev, &out[i])) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    json_object_put(root);
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            etcd_range_result_free(&out[i]);
     return rc;
 }
 

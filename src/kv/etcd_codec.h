@@ -44,6 +44,16 @@ struct etcd_op {
 char *etcd_req_txn(const struct etcd_cmp *cmps, size_t ncmps, const struct etcd_op *ops,
                    size_t nops, size_t *len);
 
+/* POST /v3/kv/txn with no compares whose success branch reads each key at
+ * revision (0: the newest): several point reads in one round trip, at one
+ * revision (etcd serves a read-only txn without a raft proposal). */
+struct etcd_key {
+    const void *key;
+    size_t klen;
+};
+char *etcd_req_multi_range(const struct etcd_key *keys, size_t n, int64_t revision,
+                           size_t *len);
+
 /* ---- responses ---- */
 
 struct etcd_kv {
@@ -65,6 +75,12 @@ struct etcd_range_result {
 /* 0, -EPROTO (malformed) or -ENOMEM. On success free with etcd_range_result_free. */
 int etcd_decode_range(const char *body, size_t len, struct etcd_range_result *out);
 void etcd_range_result_free(struct etcd_range_result *r);
+
+/* The answer to etcd_req_multi_range with n keys: out[0..n) each as from
+ * etcd_decode_range (revision = the txn's). 0, -EPROTO or -ENOMEM; on
+ * success free each with etcd_range_result_free. */
+int etcd_decode_multi_range(const char *body, size_t len, struct etcd_range_result *out,
+                            size_t n);
 
 /* A txn response: 0 with *succeeded and *revision set, or -EPROTO. */
 int etcd_decode_txn(const char *body, size_t len, bool *succeeded, int64_t *revision);

@@ -54,6 +54,14 @@ int kv_get(struct kv_txn *t, const void *key, size_t klen, struct kv_val *out)
     return t->ops->get(t, key, klen, out);
 }
 
+int kv_prefetch(struct kv_txn *t, const struct kv_key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!key_ok(keys[i].key, keys[i].klen))
+            return -EINVAL;
+    return t->ops->prefetch ? t->ops->prefetch(t, keys, n) : 0;
+}
+
 int kv_put(struct kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen)
 {
     if (!key_ok(key, klen) || vlen > KV_MAX_VALUE || (vlen && !val))

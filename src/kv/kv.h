@@ -73,6 +73,17 @@ int kv_txn_begin(struct kv_db *db, unsigned flags, struct kv_txn **out);
 
 /* 0 (found), -ENOENT, or -errno. Sees the transaction's own writes. */
 int kv_get(struct kv_txn *t, const void *key, size_t klen, struct kv_val *out);
+/* A hint: the transaction is about to kv_get() these keys. An engine that
+ * pays a network round trip per read (etcd) fetches them all in one, at the
+ * transaction's snapshot; LMDB ignores it. Never changes a result: the
+ * kv_get()s that follow answer exactly as without it. 0 or -errno (the
+ * error is also what those kv_get()s return). */
+struct kv_key {
+    const void *key;
+    size_t klen;
+};
+int kv_prefetch(struct kv_txn *t, const struct kv_key *keys, size_t n);
+
 /* Buffer a write. -EINVAL for oversized keys/values, -EROFS in RDONLY. */
 int kv_put(struct kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
 int kv_del(struct kv_txn *t, const void *key, size_t klen);

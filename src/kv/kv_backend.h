@@ -20,6 +20,8 @@ struct kv_backend_ops {
     int (*begin)(struct kv_db *db, unsigned flags, struct kv_txn **out);
     /* Arguments are already validated by kv.c when these are called. */
     int (*get)(struct kv_txn *t, const void *key, size_t klen, struct kv_val *out);
+    /* Optional (NULL: kv_prefetch does nothing). */
+    int (*prefetch)(struct kv_txn *t, const struct kv_key *keys, size_t n);
     int (*put)(struct kv_txn *t, const void *key, size_t klen, const void *val, size_t vlen);
     int (*del)(struct kv_txn *t, const void *key, size_t klen);
     int (*scan)(struct kv_txn *t, const void *begin, size_t blen, const void *end, size_t elen,

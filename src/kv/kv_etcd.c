@@ -382,6 +382,77 @@ static int etcd_get(struct kv_txn *base, const void *key, size_t klen, struct kv
     return 0;
 }
 
+/* Fetch the keys a caller is about to get in one round trip (a read-only
+ * etcd txn of point ranges at the snapshot) and remember them as reads. */
+static int etcd_prefetch(struct kv_txn *base, const struct kv_key *keys, size_t n)
+{
+    struct etcd_txn *t = (struct etcd_txn *)base;
+    struct etcd_db *db = t->db;
+    if (t->err)
+        return t->err;
+    enum { MAX_BATCH = 16 };
+    uint8_t fks[MAX_BATCH][MAX_PREFIX + 2 + KV_MAX_KEY + 2];
+    struct etcd_key want[MAX_BATCH];
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < MAX_BATCH; i++) {
+        if (kv_wbuf_find(&t->wb, keys[i].key, keys[i].klen))
+            continue; /* our own write answers it */
+        size_t fl = full_key(db, keys[i].key, keys[i].klen, fks[m]);
+        bool known = false;
+        for (size_t j = 0; j < t->nreads && !known; j++)
+            known = t->reads[j].klen == fl && !memcmp(t->reads[j].key, fks[m], fl);
+        for (size_t j = 0; j < m && !known; j++)
+            known = want[j].klen == fl && !memcmp(want[j].key, fks[m], fl);
+        if (!known) {
+            want[m] = (struct etcd_key){ .key = fks[m], .klen = fl };
+            m++;
+        }
+    }
+    if (m < 2)
+        return 0; /* one key costs the same round trip through kv_get */
+    size_t len;
+    char *body = etcd_req_multi_range(want, m, t->rev, &len);
+    if (!body)
+        return -ENOMEM;
+    struct etcd_reply r;
+    bool sent = false;
+    char why[256];
+    int rc = etcd_call(db->conn, "/v3/kv/txn", body, len, deadline(db), &r, &sent, why,
+                       sizeof(why));
+    free(body);
+    if (rc)
+        return rc == -EAGAIN ? -EAGAIN : (t->err = rc);
+    struct etcd_range_result res[MAX_BATCH];
+    rc = etcd_decode_multi_range(r.body, r.len, res, m);
+    free(r.body);
+    if (rc) {
+        LOG_ERROR("kv", "etcd sent a malformed multi-read answer endpoints=%s",
+                  etcd_conn_endpoints(db->conn));
+        return t->err = -EIO;
+    }
+    if (t->rev == 0)
+        t->rev = res[0].revision;
+    for (size_t i = 0; i < m; i++) {
+        const struct etcd_kv *e = res[i].n == 1 ? &res[i].kvs[0] : NULL;
+        if (res[i].n > 1 || (e && (e->klen != want[i].klen || memcmp(e->key, want[i].key, e->klen)))) {
+            for (size_t j = i; j < m; j++)
+                etcd_range_result_free(&res[j]);
+            LOG_ERROR("kv", "etcd answered a point read with another key");
+            return t->err = -EIO;
+        }
+        const uint8_t *val = e && e->vlen ? e->val : &empty_byte;
+        size_t vlen = e ? e->vlen : 0;
+        int64_t mod = e ? e->mod_revision : 0;
+        int krc = keep(t, res[i].mem);
+        if (krc || add_read(t, want[i].key, want[i].klen, mod, val, vlen)) {
+            for (size_t j = i + 1; j < m; j++)
+                etcd_range_result_free(&res[j]);
+            return t->err = -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static int etcd_put(struct kv_txn *base, const void *key, size_t klen, const void *val,
                     size_t vlen)
 {
@@ -745,6 +816,7 @@ const struct kv_backend_ops kv_etcd_ops = {
     .close = etcd_close,
     .begin = etcd_begin,
     .get = etcd_get,
+    .prefetch = etcd_prefetch,
     .put = etcd_put,
     .del = etcd_del,
     .scan = etcd_scan,

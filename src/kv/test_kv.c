@@ -473,6 +473,36 @@ static void test_too_large(struct kv_db *db)
     kv_abort(t);
 }
 
+/* kv_prefetch never changes an answer: present, absent and own-write keys
+ * read the same after it, at the same snapshot, and what was prefetched and
+ * read still takes part in conflict detection. */
+static void test_prefetch(struct kv_db *db)
+{
+    commit_put(db, "pf/a", "1");
+    commit_put(db, "pf/b", "2");
+    struct kv_txn *t = begin(db, 0);
+    put_s(t, "pf/own", "mine");
+    struct kv_key keys[] = { { "pf/a", 4 }, { "pf/b", 4 }, { "pf/none", 7 }, { "pf/own", 6 },
+                             { "pf/a", 4 } };
+    CHECK_RC(kv_prefetch(t, keys, 5), 0);
+    struct kv_key bad = { "", 0 };
+    CHECK_RC(kv_prefetch(t, &bad, 1), -EINVAL);
+    commit_put(db, "pf/b", "changed"); /* after the snapshot */
+    CHECK_STR(get_s(t, "pf/a"), "1");
+    CHECK_STR(get_s(t, "pf/b"), "2");
+    CHECK_STR(get_s(t, "pf/none"), NULL);
+    CHECK_STR(get_s(t, "pf/own"), "mine");
+    put_s(t, "pf/a", "from-t");
+    CHECK_RC(kv_commit(t), -EAGAIN); /* pf/b changed under it */
+    CHECK_STR(read_committed(db, "pf/a"), "1");
+    t = begin(db, 0);
+    CHECK_RC(kv_prefetch(t, keys, 3), 0);
+    CHECK_STR(get_s(t, "pf/b"), "changed");
+    put_s(t, "pf/a", "from-t");
+    CHECK_RC(kv_commit(t), 0);
+    CHECK_STR(read_committed(db, "pf/a"), "from-t");
+}
+
 static void test_rdonly(struct kv_db *db)
 {
     struct kv_txn *t = begin(db, KV_TXN_RDONLY);
@@ -840,6 +870,7 @@ int main(int argc, char **argv)
     RUN(test_blind_writes(db));
     RUN(test_limits(db));
     RUN(test_too_large(db));
+    RUN(test_prefetch(db));
     RUN(test_rdonly(db));
     RUN(test_many_txns_and_handoff(db));
     RUN(test_counter_threads(db));

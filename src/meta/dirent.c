@@ -26,6 +26,25 @@ static int dirent_dec(const void *buf, size_t len, struct meta_dent *out)
     return 0;
 }
 
+void dirent_prefetch(struct kv_txn *t, uint64_t parent, const char *name, uint64_t parent2,
+                     const char *name2)
+{
+    uint8_t k[4][META_KEY_MAX];
+    struct kv_key keys[4];
+    size_t n = 0;
+    keys[n] = (struct kv_key){ k[n], meta_key(k[n], "INOD", parent, NULL, 0) };
+    n++;
+    keys[n] = (struct kv_key){ k[n], dent_key(k[n], parent, name) };
+    n++;
+    if (parent2) {
+        keys[n] = (struct kv_key){ k[n], meta_key(k[n], "INOD", parent2, NULL, 0) };
+        n++;
+        keys[n] = (struct kv_key){ k[n], dent_key(k[n], parent2, name2) };
+        n++;
+    }
+    (void)kv_prefetch(t, keys, n);
+}
+
 int dirent_get(struct kv_txn *t, uint64_t parent, const char *name, struct meta_dent *out)
 {
     uint8_t k[META_KEY_MAX];

@@ -107,6 +107,11 @@ struct meta_dent {
     uint32_t type; /* DT_* */
 };
 int dirent_get(struct kv_txn *t, uint64_t parent, const char *name, struct meta_dent *out);
+/* About to read directory parent's inode and its entry name (and, for a
+ * rename, a second pair; parent2 0 = none): one KV round trip instead of
+ * several on a networked engine. Only a hint: errors surface on the reads. */
+void dirent_prefetch(struct kv_txn *t, uint64_t parent, const char *name, uint64_t parent2,
+                     const char *name2);
 int dirent_put(struct kv_txn *t, uint64_t parent, const char *name, uint64_t ino, uint32_t type);
 int dirent_del(struct kv_txn *t, uint64_t parent, const char *name);
 /* 1 empty, 0 not, -errno */

@@ -26,6 +26,8 @@ int op_lookup(struct meta_core *mc, struct kv_txn *t, void *ctx)
     if (rc < 0)
         return rc;
     struct meta_inode dir, child;
+    if (!is_dot(req->name))
+        dirent_prefetch(t, req->parent, req->name, 0, NULL);
     rc = load_dir(t, &req->user, req->parent, MAY_X, &dir);
     if (rc < 0)
         return rc;
@@ -75,6 +77,8 @@ static int prepare_new(struct kv_txn *t, const struct meta_req *req, uint64_t pa
     int rc = name_check(name);
     if (rc < 0)
         return rc;
+    if (!is_dot(name))
+        dirent_prefetch(t, parent, name, 0, NULL);
     rc = load_dir(t, &req->user, parent, MAY_X, dir);
     if (rc < 0)
         return rc;
@@ -381,6 +385,8 @@ int op_link(struct meta_core *mc, struct kv_txn *t, void *ctx)
 static int load_victim(struct kv_txn *t, const struct meta_req *req, struct meta_inode *dir,
                        struct meta_inode *child)
 {
+    if (!is_dot(req->name))
+        dirent_prefetch(t, req->parent, req->name, 0, NULL);
     int rc = load_dir(t, &req->user, req->parent, MAY_W | MAY_X, dir);
     if (rc < 0)
         return rc;

@@ -53,6 +53,7 @@ struct rename_state {
 static int rename_load(struct kv_txn *t, const struct meta_req *req, struct rename_state *s)
 {
     const struct vf_user *u = &req->user;
+    dirent_prefetch(t, req->parent, req->name, req->newparent, req->newname);
     int rc = load_dir(t, u, req->parent, MAY_W | MAY_X, &s->pdir);
     if (rc < 0)
         return rc;
