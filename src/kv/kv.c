@@ -34,6 +34,11 @@ void kv_close(struct kv_db *db)
         db->ops->close(db);
 }
 
+bool kv_is_remote(const struct kv_db *db)
+{
+    return db->ops->remote;
+}
+
 int kv_txn_begin(struct kv_db *db, unsigned flags, struct kv_txn **out)
 {
     *out = NULL;

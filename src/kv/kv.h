@@ -68,6 +68,11 @@ struct kv_db *kv_open(const char *uri, const struct kv_opts *o, char *err, size_
 void kv_close(struct kv_db *db);
 
 #define KV_TXN_RDONLY 1u
+/* True when reads cost a network round trip (etcd), false for an embedded
+ * engine (LMDB). A server uses it to keep reads off a latency-critical
+ * thread (an event loop) when they would block it. */
+bool kv_is_remote(const struct kv_db *db);
+
 /* 0 or -errno. */
 int kv_txn_begin(struct kv_db *db, unsigned flags, struct kv_txn **out);
 

@@ -13,6 +13,7 @@
 
 struct kv_backend_ops {
     const char *scheme; /* URI prefix before ':' */
+    bool remote;        /* every read is a network round trip (kv_is_remote) */
     /* location is the URI with "scheme:" removed. */
     struct kv_db *(*open)(const char *location, const struct kv_opts *o, char *err,
                           size_t errlen);

@@ -812,6 +812,7 @@ static void etcd_abort(struct kv_txn *base)
 
 const struct kv_backend_ops kv_etcd_ops = {
     .scheme = "etcd",
+    .remote = true,
     .open = etcd_open,
     .close = etcd_close,
     .begin = etcd_begin,

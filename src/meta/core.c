@@ -24,6 +24,11 @@ static int ensure_root(struct meta_core *mc, struct kv_txn *t, void *ctx)
     return inode_store(t, &root);
 }
 
+bool meta_core_kv_remote(const struct meta_core *mc)
+{
+    return kv_is_remote(mc->db);
+}
+
 struct meta_core *meta_core_new(const struct meta_core_opts *o, char *err, size_t errlen)
 {
     struct meta_core *mc = calloc(1, sizeof(*mc));

@@ -71,6 +71,8 @@ struct meta_core_opts {
 /* Creates the root (inode 1, 0755 root:root) when the store has none.
  * NULL on failure with a one-line reason in err. */
 struct meta_core *meta_core_new(const struct meta_core_opts *o, char *err, size_t errlen);
+/* True when the store's reads are network round trips (kv_is_remote). */
+bool meta_core_kv_remote(const struct meta_core *mc);
 /* Stops the collector if it runs. */
 void meta_core_free(struct meta_core *mc);
 

@@ -57,13 +57,15 @@ static void handle(struct rpc_call *call, void *arg)
 int meta_server_register(struct rpc_server *s, struct meta_core *mc)
 {
     for (uint16_t m = META_LOOKUP; m <= META_ACCESS; m++) {
-        /* Reads of the store (an LMDB snapshot: no lock, no I/O wait on a
-         * warm store) run on the loop thread: a hand-off to a worker costs
-         * a thread wake-up, the larger part of a lookup's latency. Writes
-         * (commits may flush) and STATFS (asks storage) go to workers. */
-        bool inline_ok = m == META_LOOKUP || m == META_GETATTR || m == META_READLINK ||
+        /* Reads of an embedded store (an LMDB snapshot: no lock, no I/O
+         * wait on a warm store) run on the loop thread: a hand-off to a
+         * worker costs a thread wake-up, the larger part of a lookup's
+         * latency. Reads of a networked store (etcd) would block the loop
+         * for their round trips, so they go to workers like writes (commits
+         * may flush) and STATFS (asks storage). */
+        bool inline_ok = !meta_core_kv_remote(mc) && (m == META_LOOKUP || m == META_GETATTR || m == META_READLINK ||
                          m == META_READDIR || m == META_GETXATTR || m == META_LISTXATTR ||
-                         m == META_ACCESS;
+                         m == META_ACCESS);
         int rc = rpc_server_handle(s, m, inline_ok ? RPC_EXEC_INLINE : RPC_EXEC_WORKER, handle,
                                    mc);
         if (rc < 0)
