@@ -26,6 +26,7 @@
 #define VFS_MAX_WRITE (1u << 20)          /* 1 MiB: max_pages 256 */
 #define VFS_MAX_PAGES 256
 #define VFS_DEV_BUF_SIZE (VFS_MAX_WRITE + 8192) /* frame: header + op + names + data */
+#define VFS_PREFAULT_BUDGET (64u * VFS_DEV_BUF_SIZE) /* request buffers faulted in up front */
 #define VFS_MAX_CHANNELS 64
 
 /* user_data tags in a channel's ring (pointers are 8-byte aligned). */
@@ -146,6 +147,7 @@ struct vfs_session {
     /* handoff: the shared state region, and the keeper link (takeover.c) */
     struct ho_region *ho;
     int ho_full_warned;
+    size_t prefault_left; /* request-buffer bytes still to fault in (keeper mode) */
     int keeper_fd;        /* -1 without a keeper */
     int keeper_mode;      /* enum kp_mode of this daemon */
     uint64_t generation;

@@ -67,6 +67,7 @@ struct vfs_session *vfs_session_new(const struct vfs_ops *ops, void *fs,
     s->o = *o;
     s->devfd = -1;
     s->keeper_fd = -1;
+    s->prefault_left = VFS_PREFAULT_BUDGET;
     s->old_region_fd = -1;
     pthread_mutex_init(&s->park_lock, NULL);
     pthread_cond_init(&s->park_cond, NULL);
@@ -266,13 +267,17 @@ static struct vfs_chan *chan_new_dev(struct vfs_session *s, enum chan_mode mode,
             chan_free(c);
             return NULL;
         }
-        /* Under a keeper, fault every page in now. The kernel copies a request
+        /* Under a keeper, fault the pages in now. The kernel copies a request
          * into this buffer with get_user_pages; if a page is not present and
          * the daemon is being killed (crash restart), that slow path fails
          * and the kernel ends the request with EIO instead of keeping it for
-         * the successor. Present pages take the fast path, which cannot fail. */
-        if (s->keeper_fd >= 0)
+         * the successor. Present pages take the fast path, which cannot fail.
+         * Bounded (VFS_PREFAULT_BUDGET): a default mount's slots all fit;
+         * extreme channel x depth settings keep the rest lazy. */
+        if (s->keeper_fd >= 0 && s->prefault_left >= VFS_DEV_BUF_SIZE) {
             memset(c->slots[i].buf, 0, VFS_DEV_BUF_SIZE);
+            s->prefault_left -= VFS_DEV_BUF_SIZE;
+        }
     }
     s->chans[s->nchans++] = c;
     return c;
