@@ -36,7 +36,9 @@ static const char usage_text[] =
     "                          on a wildcard, with the listen port)\n"
     "  node_id=N               this mgmtd's id, distinct for every mgmtd sharing\n"
     "                          a store, 1..4294967295 (default 1)\n"
-    "  kv=URI                  the KV store holding the cluster state, e.g.\n"
+    "  kv=URI                  the KV store holding the cluster state: lmdb:PATH\n"
+    "                          (one mgmtd) or etcd://HOST:PORT[,...][/PREFIX/]\n"
+    "                          (several mgmtd on one PREFIX; docs/etcd.md), e.g.\n"
     "                          lmdb:/var/lib/valorfs/mgmtd-kv (required)\n"
     "  lease_ms=MS             node lease T: a node silent for T loses its lease,\n"
     "                          its targets go offline (default 60000)\n"
@@ -198,7 +200,8 @@ static int parse_args(int argc, char **argv, struct settings *st)
         }
     }
     if (!st->kv) {
-        fprintf(stderr, "valorfs-mgmtd: no KV store: set kv=lmdb:PATH (config or --kv=)\n");
+        fprintf(stderr, "valorfs-mgmtd: no KV store: set kv=lmdb:PATH or kv=etcd://HOST:PORT "
+                        "(config or --kv=)\n");
         return -1;
     }
     uint32_t el = st->o.election_ms ? st->o.election_ms : MGMTD_DEFAULT_ELECTION_MS;
