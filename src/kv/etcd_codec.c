@@ -80,8 +80,25 @@ char *etcd_req_range(const void *key, size_t klen, const void *end, size_t elen,
     return finish(o, len);
 }
 
-static json_object *cmp_object(const struct etcd_cmp *c)
+/* {name: inner}, taking inner; NULL (inner released) on ENOMEM. */
+static json_object *wrap(const char *name, json_object *inner)
 {
+    json_object *o = inner ? json_object_new_object() : NULL;
+    if (!o || json_object_object_add(o, name, inner)) {
+        json_object_put(o);
+        json_object_put(inner);
+        return NULL;
+    }
+    return o;
+}
+
+/* The items of a request array: element i of items, built on demand. */
+typedef json_object *(*item_fn)(const void *items, size_t i, const void *arg);
+
+static json_object *cmp_item(const void *items, size_t i, const void *arg)
+{
+    (void)arg;
+    const struct etcd_cmp *c = (const struct etcd_cmp *)items + i;
     json_object *o = json_object_new_object();
     if (!o)
         return NULL;
@@ -96,35 +113,45 @@ static json_object *cmp_object(const struct etcd_cmp *c)
     return o;
 }
 
-static json_object *op_object(const struct etcd_op *op)
+static json_object *op_item(const void *items, size_t i, const void *arg)
 {
-    json_object *inner = json_object_new_object(), *o = json_object_new_object();
-    if (!inner || !o)
-        goto fail;
-    if (add_bytes(inner, "key", op->key, op->klen) ||
-        (!op->del && add_bytes(inner, "value", op->val, op->vlen)))
-        goto fail;
-    if (json_object_object_add(o, op->del ? "request_delete_range" : "request_put", inner)) {
-        json_object_put(o);
+    (void)arg;
+    const struct etcd_op *op = (const struct etcd_op *)items + i;
+    json_object *inner = json_object_new_object();
+    if (inner && (add_bytes(inner, "key", op->key, op->klen) ||
+                  (!op->del && add_bytes(inner, "value", op->val, op->vlen)))) {
         json_object_put(inner);
         return NULL;
     }
-    return o;
-fail:
-    json_object_put(inner);
-    json_object_put(o);
-    return NULL;
+    return wrap(op->del ? "request_delete_range" : "request_put", inner);
 }
 
-static int add_array(json_object *root, const char *name, json_object **items, size_t n)
+static json_object *range_item(const void *items, size_t i, const void *arg)
 {
+    const struct etcd_key *k = (const struct etcd_key *)items + i;
+    int64_t revision = *(const int64_t *)arg;
+    json_object *inner = json_object_new_object();
+    if (inner && (add_bytes(inner, "key", k->key, k->klen) ||
+                  (revision > 0 && add_int64(inner, "revision", revision)))) {
+        json_object_put(inner);
+        return NULL;
+    }
+    return wrap("request_range", inner);
+}
+
+/* root[name] = [make(items, 0), ..., make(items, n - 1)]; nothing when n == 0. */
+static int add_array(json_object *root, const char *name, size_t n, item_fn make,
+                     const void *items, const void *arg)
+{
+    if (n == 0)
+        return 0;
     json_object *a = json_object_new_array_ext((int)n);
     if (!a)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        if (json_object_array_add(a, items[i])) {
-            for (size_t j = i; j < n; j++)
-                json_object_put(items[j]);
+        json_object *o = make(items, i, arg);
+        if (!o || json_object_array_add(a, o)) {
+            json_object_put(o);
             json_object_put(a);
             return -ENOMEM;
         }
@@ -140,64 +167,23 @@ char *etcd_req_txn(const struct etcd_cmp *cmps, size_t ncmps, const struct etcd_
                    size_t nops, size_t *len)
 {
     json_object *root = json_object_new_object();
-    size_t nitems = ncmps > nops ? ncmps : nops;
-    json_object **items = calloc(nitems ? nitems : 1, sizeof(*items));
-    if (!root || !items)
-        goto fail;
-    for (size_t i = 0; i < ncmps; i++) {
-        if (!(items[i] = cmp_object(&cmps[i]))) {
-            for (size_t j = 0; j < i; j++)
-                json_object_put(items[j]);
-            goto fail;
-        }
+    if (!root || add_array(root, "compare", ncmps, cmp_item, cmps, NULL) ||
+        add_array(root, "success", nops, op_item, ops, NULL)) {
+        json_object_put(root);
+        return NULL;
     }
-    if (ncmps && add_array(root, "compare", items, ncmps))
-        goto fail;
-    for (size_t i = 0; i < nops; i++) {
-        if (!(items[i] = op_object(&ops[i]))) {
-            for (size_t j = 0; j < i; j++)
-                json_object_put(items[j]);
-            goto fail;
-        }
-    }
-    if (nops && add_array(root, "success", items, nops))
-        goto fail;
-    free(items);
     return finish(root, len);
-fail:
-    free(items);
-    json_object_put(root);
-    return NULL;
 }
 
 char *etcd_req_multi_range(const struct etcd_key *keys, size_t n, int64_t revision,
                            size_t *len)
 {
     json_object *root = json_object_new_object();
-    json_object **items = calloc(n ? n : 1, sizeof(*items));
-    if (!root || !items)
-        goto fail;
-    for (size_t i = 0; i < n; i++) {
-        json_object *rr = json_object_new_object(), *o = json_object_new_object();
-        if (!rr || !o || add_bytes(rr, "key", keys[i].key, keys[i].klen) ||
-            (revision > 0 && add_int64(rr, "revision", revision)) ||
-            json_object_object_add(o, "request_range", rr)) {
-            json_object_put(rr);
-            json_object_put(o);
-            for (size_t j = 0; j < i; j++)
-                json_object_put(items[j]);
-            goto fail;
-        }
-        items[i] = o;
+    if (!root || add_array(root, "success", n, range_item, keys, &revision)) {
+        json_object_put(root);
+        return NULL;
     }
-    if (n && add_array(root, "success", items, n))
-        goto fail;
-    free(items);
     return finish(root, len);
-fail:
-    free(items);
-    json_object_put(root);
-    return NULL;
 }
 
 /* ---- responses ---- */

@@ -329,56 +329,61 @@ static void txn_free(struct etcd_txn *t)
     free(t);
 }
 
+/* The read of full key fk this transaction already made, or NULL. */
+static const struct etcd_read *find_read(const struct etcd_txn *t, const uint8_t *fk, size_t fl)
+{
+    for (size_t i = t->nreads; i-- > 0;)
+        if (t->reads[i].klen == fl && !memcmp(t->reads[i].key, fk, fl))
+            return &t->reads[i];
+    return NULL;
+}
+
+/* Take etcd's answer to a point read of fk into the transaction: check it
+ * names that key, keep its memory until the transaction ends (kv.h) and
+ * remember it as a read. Every point read is remembered (a repeat is free);
+ * only read-write transactions turn reads into commit compares. Consumes
+ * res; 0 or a sticky -errno. */
+static int take_point(struct etcd_txn *t, const uint8_t *fk, size_t fl,
+                      struct etcd_range_result *res)
+{
+    const struct etcd_kv *e = res->n == 1 ? &res->kvs[0] : NULL;
+    if (res->n > 1 || (e && (e->klen != fl || memcmp(e->key, fk, fl)))) {
+        etcd_range_result_free(res);
+        LOG_ERROR("kv", "etcd answered a point read with another key");
+        return t->err = -EIO;
+    }
+    const uint8_t *val = e && e->vlen ? e->val : &empty_byte;
+    size_t vlen = e ? e->vlen : 0;
+    int64_t mod = e ? e->mod_revision : 0;
+    if (keep(t, res->mem) || add_read(t, fk, fl, mod, val, vlen))
+        return t->err = -ENOMEM;
+    return 0;
+}
+
 static int etcd_get(struct kv_txn *base, const void *key, size_t klen, struct kv_val *out)
 {
     struct etcd_txn *t = (struct etcd_txn *)base;
     if (t->err)
         return t->err;
-    struct kv_wentry *e = kv_wbuf_find(&t->wb, key, klen);
-    if (e) {
-        if (e->deleted)
-            return -ENOENT;
-        out->data = kv_wentry_val(e);
-        out->len = e->vlen;
-        return 0;
-    }
+    int rc = kv_wbuf_get(&t->wb, key, klen, &out->data, &out->len);
+    if (rc <= 0)
+        return rc; /* our own write answers it */
     uint8_t fk[MAX_PREFIX + 2 + KV_MAX_KEY + 2];
     size_t fl = full_key(t->db, key, klen, fk);
-    /* Read before in this snapshot: the same answer, without a round trip. */
-    for (size_t i = t->nreads; i-- > 0;) {
-        const struct etcd_read *rd = &t->reads[i];
-        if (rd->klen == fl && !memcmp(rd->key, fk, fl)) {
-            if (rd->mod == 0)
-                return -ENOENT;
-            out->data = rd->val;
-            out->len = rd->vlen;
-            return 0;
-        }
+    const struct etcd_read *rd = find_read(t, fk, fl);
+    if (!rd) {
+        struct etcd_range_result res;
+        rc = range_at(t, fk, fl, NULL, 0, 0, &res);
+        if (rc)
+            return rc == -EAGAIN ? -EAGAIN : (t->err = rc);
+        if ((rc = take_point(t, fk, fl, &res)) != 0)
+            return rc;
+        rd = &t->reads[t->nreads - 1];
     }
-    struct etcd_range_result res;
-    int rc = range_at(t, fk, fl, NULL, 0, 0, &res);
-    if (rc)
-        return rc == -EAGAIN ? -EAGAIN : (t->err = rc);
-    if (res.n > 1 || (res.n == 1 && (res.kvs[0].klen != fl || memcmp(res.kvs[0].key, fk, fl)))) {
-        etcd_range_result_free(&res);
-        LOG_ERROR("kv", "etcd answered a point read with another key");
-        return t->err = -EIO;
-    }
-    bool present = res.n == 1;
-    int64_t mod = present ? res.kvs[0].mod_revision : 0;
-    const uint8_t *val = present && res.kvs[0].vlen ? res.kvs[0].val : &empty_byte;
-    size_t vlen = present ? res.kvs[0].vlen : 0;
-    /* The answer's memory lives until the transaction ends (kv.h). */
-    if (keep(t, res.mem))
-        return t->err = -ENOMEM;
-    /* Every get is remembered (repeats are free); only read-write
-     * transactions turn them into commit compares. */
-    if (add_read(t, fk, fl, mod, val, vlen))
-        return t->err = -ENOMEM;
-    if (!present)
+    if (rd->mod == 0)
         return -ENOENT;
-    out->data = val;
-    out->len = vlen;
+    out->data = rd->val;
+    out->len = rd->vlen;
     return 0;
 }
 
@@ -398,9 +403,7 @@ static int etcd_prefetch(struct kv_txn *base, const struct kv_key *keys, size_t 
         if (kv_wbuf_find(&t->wb, keys[i].key, keys[i].klen))
             continue; /* our own write answers it */
         size_t fl = full_key(db, keys[i].key, keys[i].klen, fks[m]);
-        bool known = false;
-        for (size_t j = 0; j < t->nreads && !known; j++)
-            known = t->reads[j].klen == fl && !memcmp(t->reads[j].key, fks[m], fl);
+        bool known = find_read(t, fks[m], fl) != NULL;
         for (size_t j = 0; j < m && !known; j++)
             known = want[j].klen == fl && !memcmp(want[j].key, fks[m], fl);
         if (!known) {
@@ -433,21 +436,10 @@ static int etcd_prefetch(struct kv_txn *base, const struct kv_key *keys, size_t 
     if (t->rev == 0)
         t->rev = res[0].revision;
     for (size_t i = 0; i < m; i++) {
-        const struct etcd_kv *e = res[i].n == 1 ? &res[i].kvs[0] : NULL;
-        if (res[i].n > 1 || (e && (e->klen != want[i].klen || memcmp(e->key, want[i].key, e->klen)))) {
-            for (size_t j = i; j < m; j++)
-                etcd_range_result_free(&res[j]);
-            LOG_ERROR("kv", "etcd answered a point read with another key");
-            return t->err = -EIO;
-        }
-        const uint8_t *val = e && e->vlen ? e->val : &empty_byte;
-        size_t vlen = e ? e->vlen : 0;
-        int64_t mod = e ? e->mod_revision : 0;
-        int krc = keep(t, res[i].mem);
-        if (krc || add_read(t, want[i].key, want[i].klen, mod, val, vlen)) {
+        if ((rc = take_point(t, want[i].key, want[i].klen, &res[i])) != 0) {
             for (size_t j = i + 1; j < m; j++)
                 etcd_range_result_free(&res[j]);
-            return t->err = -ENOMEM;
+            return rc;
         }
     }
     return 0;

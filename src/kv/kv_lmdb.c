@@ -275,17 +275,11 @@ static bool tracking(const struct lmdb_txn *t)
 static int lmdb_get(struct kv_txn *base, const void *key, size_t klen, struct kv_val *out)
 {
     struct lmdb_txn *t = (struct lmdb_txn *)base;
-    struct kv_wentry *e = kv_wbuf_find(&t->wb, key, klen);
-    if (e) {
-        /* Our own write: the answer does not depend on the store. */
-        if (e->deleted)
-            return -ENOENT;
-        out->data = kv_wentry_val(e);
-        out->len = e->vlen;
-        return 0;
-    }
+    int rc = kv_wbuf_get(&t->wb, key, klen, &out->data, &out->len);
+    if (rc <= 0)
+        return rc; /* our own write: the answer does not depend on the store */
     MDB_val k = { klen, (void *)key }, v;
-    int rc = mdb_get(t->snap, t->db->dbi, &k, &v);
+    rc = mdb_get(t->snap, t->db->dbi, &k, &v);
     if (rc && rc != MDB_NOTFOUND)
         return t->err = map_err(t->db, rc, "get");
     bool present = rc == 0;

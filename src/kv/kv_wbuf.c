@@ -46,6 +46,19 @@ struct kv_wentry *kv_wbuf_find(const struct kv_wbuf *w, const void *key, size_t 
     return NULL;
 }
 
+int kv_wbuf_get(const struct kv_wbuf *w, const void *key, size_t klen, const void **val,
+                size_t *vlen)
+{
+    const struct kv_wentry *e = kv_wbuf_find(w, key, klen);
+    if (!e)
+        return 1;
+    if (e->deleted)
+        return -ENOENT;
+    *val = kv_wentry_val(e);
+    *vlen = e->vlen;
+    return 0;
+}
+
 int kv_wbuf_set(struct kv_wbuf *w, const void *key, size_t klen, const void *val, size_t vlen,
                 bool deleted)
 {

@@ -41,6 +41,11 @@ int kv_wbuf_set(struct kv_wbuf *w, const void *key, size_t klen, const void *val
                 bool deleted);
 /* The entry for key, or NULL. */
 struct kv_wentry *kv_wbuf_find(const struct kv_wbuf *w, const void *key, size_t klen);
+/* A get answered by the transaction's own writes: 0 with *val and *vlen set
+ * (written), -ENOENT (deleted), or 1 (the buffer does not hold key: ask
+ * the snapshot). */
+int kv_wbuf_get(const struct kv_wbuf *w, const void *key, size_t klen, const void **val,
+                size_t *vlen);
 /* Index of the first entry with key >= (or > when strict) the given key. */
 size_t kv_wbuf_lower_bound(const struct kv_wbuf *w, const void *key, size_t klen, bool strict);
 
