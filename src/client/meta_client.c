@@ -26,6 +26,8 @@ struct mc {
     uint32_t nfixed;
     atomic_uint shift;  /* which server this client uses; bumped on failures */
     struct ctimer *timer;
+    uint64_t client_id;         /* random, non-zero: names this instance's calls */
+    atomic_uint_fast64_t next_seq;
 };
 
 struct mc_pending {
@@ -90,6 +92,12 @@ struct mc *mc_new(struct rpc_client *rpc, struct mgc *mgc, const struct mc_opts 
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (unsigned)now_ns();
     atomic_init(&mc->shift, seed);
+    /* A fresh id per instance: a restarted client never reuses a
+     * (client, seq) pair that meta still remembers. */
+    while (mc->client_id == 0)
+        if (getrandom(&mc->client_id, sizeof(mc->client_id), 0) != sizeof(mc->client_id))
+            mc->client_id = now_ns() ^ ((uint64_t)seed << 32) ^ (uint64_t)(uintptr_t)mc;
+    atomic_init(&mc->next_seq, 1);
     mc->timer = ctimer_new();
     if (mc->timer == NULL) {
         free(mc->fixed);
@@ -176,8 +184,10 @@ static void on_done(void *arg, int status, const void *payload, size_t len)
     struct mc_pending *pc = arg;
     struct mc *mc = pc->mc;
     if (status == RPC_E_CONNECT || status == RPC_E_BUSY || status == VF_E_NOT_SERVING ||
-        ((status == RPC_E_CLOSED || status == RPC_E_TIMEOUT) && mc_idempotent(pc->method))) {
-        /* move this client to another server; the request is safe to resend */
+        status == RPC_E_CLOSED || status == RPC_E_TIMEOUT) {
+        /* move this client to another server; the request is safe to resend
+         * (never sent, read-only, or answered from meta's record if it was
+         * applied already) */
         atomic_fetch_add(&mc->shift, 1);
         pc->tries++;
         retry_later(pc, status);
@@ -241,8 +251,15 @@ void mc_call(struct mc *mc, uint16_t method, const struct meta_req *req, mc_done
                                .deadline_ns = now_ns() + (uint64_t)mc->o.op_timeout_ms * 1000000ull,
                                .backoff_ms = 20 };
     pc->req = reqbuf_new();
-    if (pc->req)
+    if (pc->req && !mc_idempotent(method)) {
+        /* every resend of this call carries the same id */
+        struct meta_req with_id = *req;
+        with_id.req_client = mc->client_id;
+        with_id.req_seq = atomic_fetch_add(&mc->next_seq, 1);
+        meta_req_enc(&pc->req->wb, &with_id);
+    } else if (pc->req) {
         meta_req_enc(&pc->req->wb, req);
+    }
     if (pc->req == NULL || pc->req->wb.err) {
         pending_finish(pc, ENOMEM, NULL);
         return;

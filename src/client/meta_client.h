@@ -9,13 +9,19 @@
  *
  * Server choice. The meta servers are the alive NODE_META nodes of the
  * routing; each client starts at a random one (spreading clients) and moves
- * to the next on RPC_E_CONNECT (nothing was sent: every method is retried)
- * or, for idempotent methods only (lookup, getattr, readdir, readlink,
- * getxattr, listxattr, statfs, access), on RPC_E_CLOSED / RPC_E_TIMEOUT.
- * A mutation whose connection died in flight may or may not have been
- * applied, so it fails with EIO instead of being replayed.
- * TODO(failure recovery): de-duplicate mutations on meta (request ids) so
- * they can be retried too.
+ * to the next, after a jittered backoff (20 ms doubling to 1 s), on
+ * RPC_E_CONNECT, RPC_E_BUSY, VF_E_NOT_SERVING, RPC_E_CLOSED or
+ * RPC_E_TIMEOUT, until the call's deadline (op_timeout_ms); only then EIO.
+ *
+ * Exactly once. Every call of a state-changing method (all but the
+ * idempotent ones: lookup, getattr, readdir, readlink, getxattr, listxattr,
+ * statfs, access) carries a request id (meta_req.req_client = this
+ * instance's random 64-bit id, req_seq = its call counter), the same in
+ * every resend. meta records the answer with the effect, so a resend of a
+ * call that was applied but whose answer was lost (the server died, the
+ * connection broke, the attempt timed out) is answered from the record on
+ * any meta server and never applied twice (src/meta/meta_core.h). A caller
+ * never sets the id fields itself; mc_call overwrites them.
  */
 #ifndef VALORFS_CLIENT_META_CLIENT_H
 #define VALORFS_CLIENT_META_CLIENT_H

@@ -42,6 +42,7 @@ struct meta_core *meta_core_new(const struct meta_core_opts *o, char *err, size_
     mc->stripe = o->stripe ? o->stripe : META_DEFAULT_STRIPE;
     mc->space = o->space;
     mc->space_arg = o->space_arg;
+    mc->dedup_retention_s = o->dedup_retention_s ? o->dedup_retention_s : META_DEDUP_RETENTION_S;
     pthread_mutex_init(&mc->gc_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -121,6 +122,8 @@ const char *meta_method_name(uint16_t method)
 struct exec_ctx {
     struct meta_op op;
     meta_txn_fn fn;
+    uint16_t method;
+    bool dedup;       /* look up / leave a de-duplication record (dedup.c) */
 };
 
 static int exec_attempt(struct meta_core *mc, struct kv_txn *t, void *ctx)
@@ -130,7 +133,16 @@ static int exec_attempt(struct meta_core *mc, struct kv_txn *t, void *ctx)
     e->op.out->len = 0;
     e->op.wake_gc = false;
     e->op.now = meta_now_ns();
-    return e->fn(mc, t, &e->op);
+    if (e->dedup) {
+        dedup_prefetch(t, e->method, e->op.req);
+        int rc = dedup_lookup(t, e->method, e->op.req, e->op.resp, e->op.out);
+        if (rc != 0)
+            return rc < 0 ? rc : 0; /* answered (or failed) without applying */
+    }
+    int rc = e->fn(mc, t, &e->op);
+    if (rc == 0 && e->dedup)
+        rc = dedup_store(t, e->method, e->op.req, e->op.now, e->op.resp);
+    return rc;
 }
 
 int meta_exec(struct meta_core *mc, uint16_t method, const struct meta_req *req,
@@ -139,7 +151,8 @@ int meta_exec(struct meta_core *mc, uint16_t method, const struct meta_req *req,
     const struct method_entry *m = find_method(method);
     if (!m)
         return -ENOSYS;
-    struct exec_ctx e = { .op = { .req = req, .resp = resp, .out = out }, .fn = m->fn };
+    struct exec_ctx e = { .op = { .req = req, .resp = resp, .out = out }, .fn = m->fn,
+                          .method = method, .dedup = dedup_applies(method, m->rdonly, req) };
     int rc = meta_run_txn(mc, m->rdonly, exec_attempt, &e);
     if (rc < 0) {
         memset(resp, 0, sizeof(*resp));

@@ -26,23 +26,40 @@ static int dirent_dec(const void *buf, size_t len, struct meta_dent *out)
     return 0;
 }
 
+void dirent_prefetch_with(struct kv_txn *t, const struct kv_key *extra, size_t nextra,
+                          uint64_t ino, uint64_t parent, const char *name, uint64_t parent2,
+                          const char *name2)
+{
+    enum { MAX_EXTRA = 2 };
+    uint8_t k[5][META_KEY_MAX];
+    struct kv_key keys[5 + MAX_EXTRA];
+    size_t n = 0, nk = 0;
+    for (size_t i = 0; i < nextra && i < MAX_EXTRA; i++)
+        keys[n++] = extra[i];
+    if (ino) {
+        keys[n++] = (struct kv_key){ k[nk], meta_key(k[nk], "INOD", ino, NULL, 0) };
+        nk++;
+    }
+    if (parent) {
+        keys[n++] = (struct kv_key){ k[nk], meta_key(k[nk], "INOD", parent, NULL, 0) };
+        nk++;
+        keys[n++] = (struct kv_key){ k[nk], dent_key(k[nk], parent, name) };
+        nk++;
+    }
+    if (parent2) {
+        keys[n++] = (struct kv_key){ k[nk], meta_key(k[nk], "INOD", parent2, NULL, 0) };
+        nk++;
+        keys[n++] = (struct kv_key){ k[nk], dent_key(k[nk], parent2, name2) };
+        nk++;
+    }
+    if (n)
+        (void)kv_prefetch(t, keys, n);
+}
+
 void dirent_prefetch(struct kv_txn *t, uint64_t parent, const char *name, uint64_t parent2,
                      const char *name2)
 {
-    uint8_t k[4][META_KEY_MAX];
-    struct kv_key keys[4];
-    size_t n = 0;
-    keys[n] = (struct kv_key){ k[n], meta_key(k[n], "INOD", parent, NULL, 0) };
-    n++;
-    keys[n] = (struct kv_key){ k[n], dent_key(k[n], parent, name) };
-    n++;
-    if (parent2) {
-        keys[n] = (struct kv_key){ k[n], meta_key(k[n], "INOD", parent2, NULL, 0) };
-        n++;
-        keys[n] = (struct kv_key){ k[n], dent_key(k[n], parent2, name2) };
-        n++;
-    }
-    (void)kv_prefetch(t, keys, n);
+    dirent_prefetch_with(t, NULL, 0, 0, parent, name, parent2, name2);
 }
 
 int dirent_get(struct kv_txn *t, uint64_t parent, const char *name, struct meta_dent *out)

@@ -137,6 +137,9 @@ static void *gc_main(void *arg)
         int rc = meta_gc_run_once(mc);
         if (rc < 0)
             LOG_WARN(META_LOG, "gc round failed err=%s", strerror(-rc));
+        rc = meta_dedup_sweep(mc, meta_now_ns(), META_DEDUP_SWEEP_BATCHES);
+        if (rc < 0)
+            LOG_WARN(META_LOG, "de-duplication record sweep failed err=%s", strerror(-rc));
         pthread_mutex_lock(&mc->gc_lock);
     }
     pthread_mutex_unlock(&mc->gc_lock);

@@ -19,6 +19,20 @@
  * of a regular file leaves an orphan record (ORPH) that the collector
  * (meta_gc_*) turns into one remove() once no session holds the file.
  *
+ * Exactly once. A state-changing method (every method but the read-only
+ * ones: lookup, getattr, readlink, readdir, getxattr, listxattr, statfs,
+ * access) whose request carries an id (meta_req.req_client != 0) commits,
+ * in the same transaction as its effect, a record of its answer keyed by
+ * the id. The same id again — a client retrying after a lost answer, on
+ * this or another meta server sharing the store — is answered from the
+ * record and applies nothing, even when the original still runs (the two
+ * transactions conflict; the loser re-runs and finds the record). Only
+ * successes are recorded: a failed operation committed nothing, so its
+ * retry simply runs again. Records older than the retention are removed by
+ * meta_dedup_sweep() (the collector thread calls it every round); a retry
+ * later than that runs again. Cost: two small keys per state change
+ * (about 150 bytes), live for the retention: rate x retention records.
+ *
  * On-disk records are untrusted bytes: a corrupt record makes the
  * operation fail with EIO and a log line, never a crash.
  *
@@ -44,6 +58,8 @@ struct meta_core;
 #define META_READDIR_BYTES (1u << 20) /* byte budget of one READDIR answer */
 #define META_XATTR_LIST_MAX 65536     /* LISTXATTR answer limit (E2BIG past it) */
 #define META_MAX_LINKS 65000u         /* EMLINK past it */
+#define META_DEDUP_RETENTION_S 600    /* de-duplication records live 10 minutes */
+#define META_DEDUP_SWEEP_BATCHES 64   /* batches of 256 expired records per collector round */
 
 /* Storage side effects; every function returns 0 or -errno and may block. */
 struct meta_chunk_ops {
@@ -66,6 +82,9 @@ struct meta_core_opts {
     /* STATFS space; NULL reports 0 bytes */
     int (*space)(void *arg, uint64_t *total_bytes, uint64_t *free_bytes);
     void *space_arg;
+    /* how long a request's de-duplication record is kept; must exceed the
+     * longest a client retries one call. 0 = META_DEDUP_RETENTION_S */
+    uint32_t dedup_retention_s;
 };
 
 /* Creates the root (inode 1, 0755 root:root) when the store has none.
@@ -87,6 +106,11 @@ int meta_gc_run_once(struct meta_core *mc);
  * after the last session of an orphan closes). 0 or -errno. */
 int meta_gc_start(struct meta_core *mc, uint32_t interval_ms);
 void meta_gc_stop(struct meta_core *mc);
+
+/* Remove the de-duplication records committed before now_ns - retention,
+ * at most max_batches transactions of 256. Returns how many it removed or
+ * -errno. */
+int meta_dedup_sweep(struct meta_core *mc, int64_t now_ns, unsigned max_batches);
 
 const char *meta_method_name(uint16_t method);
 

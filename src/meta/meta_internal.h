@@ -8,6 +8,8 @@
  *   SESS ino session  -> session record (session.c)
  *   ORPH ino          -> orphan marker: nlink 0, chunks to remove (gc.c)
  *   ICNT shard        -> u64 inode count of one shard (statfs)
+ *   DDUP client seq   -> the answer to an identified request (dedup.c)
+ *   DDTM time client seq -> empty; DDUP records by commit time (dedup.c)
  */
 #ifndef VALORFS_META_META_INTERNAL_H
 #define VALORFS_META_META_INTERNAL_H
@@ -38,6 +40,7 @@ struct meta_core {
     pthread_cond_t gc_cond;
     bool gc_stop, gc_kick;
     uint32_t gc_interval_ms;
+    uint32_t dedup_retention_s;
 };
 
 /* ---- keys ---- */
@@ -112,6 +115,11 @@ int dirent_get(struct kv_txn *t, uint64_t parent, const char *name, struct meta_
  * several on a networked engine. Only a hint: errors surface on the reads. */
 void dirent_prefetch(struct kv_txn *t, uint64_t parent, const char *name, uint64_t parent2,
                      const char *name2);
+/* The same, plus the given keys and (ino != 0) inode ino; parent 0 = no
+ * directory pair. */
+void dirent_prefetch_with(struct kv_txn *t, const struct kv_key *extra, size_t nextra,
+                          uint64_t ino, uint64_t parent, const char *name, uint64_t parent2,
+                          const char *name2);
 int dirent_put(struct kv_txn *t, uint64_t parent, const char *name, uint64_t ino, uint32_t type);
 int dirent_del(struct kv_txn *t, uint64_t parent, const char *name);
 /* 1 empty, 0 not, -errno */
@@ -197,5 +205,26 @@ int session_add(struct kv_txn *t, uint64_t ino, uint32_t flags, int64_t now, uin
 int session_any(struct kv_txn *t, uint64_t ino);
 
 void meta_gc_kick(struct meta_core *mc);
+
+/* ---- request de-duplication (dedup.c, dedup_record.c) ---- */
+struct meta_dedup_rec {
+    uint16_t method;
+    int64_t commit_ns;
+    struct meta_resp resp;     /* data points into the decoded bytes */
+};
+void meta_dedup_record_enc(struct wbuf *wb, const struct meta_dedup_rec *r);
+/* 0, or -EIO for a damaged record (bounds-checked: any bytes are safe). */
+int meta_dedup_record_dec(const void *buf, size_t len, struct meta_dedup_rec *out);
+/* Does this request get a de-duplication record? (state-changing, with an id) */
+bool dedup_applies(uint16_t method, bool rdonly, const struct meta_req *req);
+/* Fetch the record's key with the keys the method reads first (a hint). */
+void dedup_prefetch(struct kv_txn *t, uint16_t method, const struct meta_req *req);
+/* 1: answered from the record (resp filled, its data copied into out);
+ * 0: no record; -EIO: damaged record or an id reused for another method. */
+int dedup_lookup(struct kv_txn *t, uint16_t method, const struct meta_req *req,
+                 struct meta_resp *resp, struct wbuf *out);
+/* Record resp as the answer to req, in transaction t. */
+int dedup_store(struct kv_txn *t, uint16_t method, const struct meta_req *req, int64_t now,
+                const struct meta_resp *resp);
 
 #endif

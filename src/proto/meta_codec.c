@@ -95,6 +95,10 @@ void meta_req_enc(struct wbuf *wb, const struct meta_req *m)
     wb_u32(wb, m->chunk_size);
     wb_u32(wb, m->stripe);
     wb_str(wb, m->data, m->data_len);
+    if (m->req_client) {
+        wb_u64(wb, m->req_client);
+        wb_u64(wb, m->req_seq);
+    }
 }
 
 int meta_req_dec(const void *buf, size_t len, struct meta_req *m)
@@ -135,10 +139,17 @@ int meta_req_dec(const void *buf, size_t len, struct meta_req *m)
         m->data = d;
         m->data_len = n;
     }
+    /* the optional request id trailer (see meta_proto.h) */
+    if (!rb.err && rb.left > 0) {
+        m->req_client = rb_u64(&rb);
+        m->req_seq = rb_u64(&rb);
+        rb_require(&rb, m->req_client != 0);
+    }
     int rc = proto_finish(&rb);
     if (rc) {
         m->data = NULL;
         m->data_len = 0;
+        m->req_client = m->req_seq = 0;
     }
     return rc;
 }

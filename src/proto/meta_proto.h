@@ -86,6 +86,14 @@ struct meta_req {
     uint32_t chunk_size, stripe;   /* CREATE layout hint (0 = defaults) */
     const void *data;              /* SYMLINK target, SETXATTR value */
     uint32_t data_len;
+    /* Request id of a state-changing call, so that a retry (after a lost
+     * answer, possibly to another meta server) is answered from meta's
+     * de-duplication record instead of being applied again. req_client is
+     * a random non-zero id of the calling client instance, req_seq its
+     * call counter; a retry keeps both. req_client 0 = no id. Encoded as a
+     * trailer after data only when set, so a request without an id keeps
+     * the exact old encoding (and an old encoding still decodes). */
+    uint64_t req_client, req_seq;
 };
 PROTO_CODEC(meta_req);
 /* What meta_req_dec() cannot check without the method: 0 when the fields

@@ -155,7 +155,7 @@ static inline bool meta_req_eq(const struct meta_req *a, const struct meta_req *
            EQ_F(rdev) && EQ_F(valid) && EQ_F(uid) && EQ_F(gid) && EQ_F(size) &&
            EQ_F(atime_ns) && EQ_F(mtime_ns) && EQ_F(ctime_ns) && EQ_F(session) &&
            EQ_F(length_hint) && EQ_F(max_entries) && EQ_F(chunk_size) && EQ_F(stripe) &&
-           EQ_BYTES(data, data_len);
+           EQ_BYTES(data, data_len) && EQ_F(req_client) && EQ_F(req_seq);
 }
 
 static inline bool meta_resp_eq(const struct meta_resp *a, const struct meta_resp *b)
