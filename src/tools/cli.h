@@ -24,6 +24,7 @@ int cmd_table(int argc, char **argv);
 int cmd_layout(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
 int cmd_mount_info(int argc, char **argv);
+int cmd_verify_chains(int argc, char **argv);
 
 #define CLI_DEFAULT_DATA "/var/lib/valorfs/cluster"
 #define CLI_DEFAULT_MOUNT "/mnt/valorfs"

@@ -29,7 +29,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"up", cmd_up},       {"down", cmd_down},     {"status", cmd_status},
         {"table", cmd_table}, {"layout", cmd_layout}, {"upgrade", cmd_upgrade},
-        {"mount-info", cmd_mount_info},
+        {"mount-info", cmd_mount_info}, {"verify-chains", cmd_verify_chains},
     };
     if (argc < 2) {
         fputs(usage, stderr);
