@@ -1,7 +1,9 @@
-/* fuzz_meta_record.c — libFuzzer target: meta's on-disk inode record
- * decoder (the bytes of an INOD value in the KV store are untrusted: a
- * damaged or foreign store must give EIO, never a crash). What decodes
- * re-encodes to exactly the bytes it came from. */
+/* fuzz_meta_record.c — libFuzzer target: meta's on-disk record decoders,
+ * the inode record (an INOD value) and the de-duplication record (a DDUP
+ * value: the stored answer to a request id), both fed every input. The
+ * bytes in the KV store are untrusted: a damaged or foreign store must
+ * give EIO, never a crash. What decodes re-encodes to exactly the bytes it
+ * came from. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         meta_inode_record_enc(&wb, &ino);
         if (wb.err || wb.len != size || memcmp(wb.data, buf, size) != 0) {
             fprintf(stderr, "inode record does not re-encode to its bytes\n");
+            abort();
+        }
+        wb_free(&wb);
+    }
+    struct meta_dedup_rec rec;
+    if (meta_dedup_record_dec(buf, size, &rec) == 0) {
+        if (rec.resp.has_inode > 1 || rec.resp.inode.layout.nchains > VF_MAX_STRIPE ||
+            (rec.resp.data_len && !rec.resp.data))
+            abort();
+        struct wbuf wb;
+        wb_init(&wb, 0);
+        meta_dedup_record_enc(&wb, &rec);
+        if (wb.err || wb.len != size || memcmp(wb.data, buf, size) != 0) {
+            fprintf(stderr, "de-duplication record does not re-encode to its bytes\n");
             abort();
         }
         wb_free(&wb);

@@ -3,7 +3,7 @@
  * Settings come from a config file (--config, INI) and then from the
  * command line (--key=value for every key), which wins. Startup: open the
  * KV store, serve RPC, register with mgmtd as a meta node, start the orphan
- * collector; SIGTERM/SIGINT stop it in the reverse order and exit 0.
+ * collector (which also expires de-duplication records); SIGTERM/SIGINT stop it in the reverse order and exit 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -53,6 +53,11 @@ static const char usage_text[] =
     "  --stripe=N              chains a new file spreads over, 1..64, capped by the\n"
     "                          chain table's size (default 4)\n"
     "  --gc_interval_ms=MS     period of the orphan collector (default 1000)\n"
+    "  --dedup_retention_s=S   how long the answer to a state-changing request is\n"
+    "                          kept so that a client's retry (after a lost answer,\n"
+    "                          on any meta server) is answered, not applied again;\n"
+    "                          must exceed the clients' call deadline (30 s);\n"
+    "                          10..86400 (default 600)\n"
     "  --workers=N             RPC worker threads (default 8)\n"
     "  --lock_memory=BOOL      keep the metadata this server has touched resident\n"
     "                          (mlockall on fault): the page cache never evicts\n"
@@ -77,7 +82,7 @@ struct settings {
     char kv[1024];
     enum kv_sync kv_sync;
     uint64_t kv_map_size;
-    uint32_t chunk_size, stripe, gc_interval_ms, workers;
+    uint32_t chunk_size, stripe, gc_interval_ms, workers, dedup_retention_s;
     bool lock_memory;
     int log_level;
     char log_file[1024];
@@ -172,6 +177,8 @@ static int apply(struct settings *st, const char *key, const char *val)
     }
     if (!strcmp(key, "gc_interval_ms"))
         return parse_u32(val, 1, 3600000, false, &st->gc_interval_ms);
+    if (!strcmp(key, "dedup_retention_s"))
+        return parse_u32(val, 10, 86400, false, &st->dedup_retention_s);
     if (!strcmp(key, "workers"))
         return parse_u32(val, 1, 256, false, &st->workers);
     if (!strcmp(key, "log_level")) {
@@ -291,6 +298,7 @@ int main(int argc, char **argv)
         .chunk_size = META_DEFAULT_CHUNK,
         .stripe = META_DEFAULT_STRIPE,
         .gc_interval_ms = 1000,
+        .dedup_retention_s = META_DEDUP_RETENTION_S,
         .workers = 8,
         .lock_memory = true,
         .log_level = LOG_LVL_INFO,
@@ -337,6 +345,7 @@ int main(int argc, char **argv)
         .stripe = st.stripe,
         .space = meta_storage_space,
         .space_arg = &glue,
+        .dedup_retention_s = st.dedup_retention_s,
     };
     meta_chunk_ops_storage(&glue, &mo.chunk);
     struct meta_core *mc = rpc ? meta_core_new(&mo, err, sizeof(err)) : NULL;
