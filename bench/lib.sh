@@ -176,3 +176,70 @@ bench_machine_info() {
     printf 'os\t%s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")"
     printf 'fs\t%s\n' "$(df -T "$WORK" | awk 'NR == 2 { print $2 " on " $1 " (" $7 ")" }')"
 }
+
+# bench_glusterfs_up NBRICKS [VOLUME-OPTION VALUE]... : one glusterd (own
+# state directory and CLI socket, listening on $GL_HOST in our namespace),
+# volume vbench "replica NBRICKS" with bricks $WORK/glusterfs/b1.., the given
+# volume options set before start, mounted on $MNT (client in the namespace).
+# Sets GL (the gluster CLI command) and MOUNT_DESC; call bench_glusterfs_tidy
+# after teardown. Returns non-zero when a step fails.
+GL_HOST=198.18.0.1
+GL_RUN_BEFORE=
+GL=()
+bench_glusterfs_up() {
+    local nb=$1 d=$WORK/glusterfs i bricks=() online=0 _; shift
+    bench_netns_make
+    mkdir -p "$d/state"
+    for i in $(seq "$nb"); do mkdir -p "$d/b$i"; bricks+=("$GL_HOST:$d/b$i"); done
+    GL_RUN_BEFORE=$(ls -d /var/run/gluster/* 2>/dev/null || true)
+    [ -n "$GL_RUN_BEFORE" ] || GL_RUN_BEFORE=none
+    sed -e "s|/var/lib/glusterd|$d/state|" \
+        -e "s|^end-volume|    option glusterd-sockfile $d/glusterd.socket\nend-volume|" \
+        /etc/glusterfs/glusterd.vol >"$d/glusterd.vol"
+    { echo "# glusterd.vol"; cat "$d/glusterd.vol"; } >>"$CUR_LOG"
+    "${NS[@]}" glusterd -N -f "$d/glusterd.vol" -l "$LOGS/glusterd.log" -p "$d/glusterd.pid" \
+        >"$LOGS/glusterd.out" 2>&1 &
+    BG_PIDS+=($!)
+    GL=("${NS[@]}" gluster --mode=script "--glusterd-sock=$d/glusterd.socket")
+    for _ in $(seq 100); do "${GL[@]}" volume list >/dev/null 2>&1 && break; sleep 0.2; done
+    # 'force': the bricks are on one host and on the root file system
+    "${GL[@]}" volume create vbench replica "$nb" transport tcp "${bricks[@]}" force >>"$CUR_LOG" 2>&1 || return 1
+    while [ $# -ge 2 ]; do
+        "${GL[@]}" volume set vbench "$1" "$2" >>"$CUR_LOG" 2>&1 || { log "  glusterfs: volume set $1 $2 failed"; return 1; }
+        shift 2
+    done
+    "${GL[@]}" volume start vbench >>"$CUR_LOG" 2>&1 || return 1
+    for _ in $(seq 100); do
+        online=$("${GL[@]}" volume status vbench detail 2>/dev/null | grep -c '^Online.*: Y' || true)
+        [ "$online" -ge "$nb" ] && break
+        sleep 0.2
+    done
+    [ "$online" -ge "$nb" ] || { log "  glusterfs: only $online bricks online"; return 1; }
+    { "${GL[@]}" volume info vbench; "${GL[@]}" volume status vbench; } >>"$CUR_LOG" 2>&1
+    "${NS[@]}" mount -t glusterfs -o log-file="$LOGS/glusterfs-client.log" "$GL_HOST:/vbench" "$MNT" >>"$CUR_LOG" 2>&1 || return 1
+    bench_wait_mount 30 || return 1
+    MOUNT_DESC="glusterd (own state dir and CLI socket, listen $GL_HOST); gluster volume create vbench replica $nb transport tcp $GL_HOST:\$WORK/glusterfs/b1 ... force; volume start; mount -t glusterfs $GL_HOST:/vbench \$WORK/mnt"
+}
+
+# bench_glusterfs_brick_pid N : pid of brick N's glusterfsd (from volume status)
+bench_glusterfs_brick_pid() {
+    "${GL[@]}" volume status vbench detail 2>/dev/null | awk -v b=":$WORK/glusterfs/b$1" '
+        /^Brick / { f = substr($0, length($0) - length(b) + 1) == b }
+        f && /^Pid/ { print $NF; exit }'
+}
+
+# remove what our glusterd left in the system-wide run and log directories
+bench_glusterfs_tidy() {
+    local f w
+    [ -n "$GL_RUN_BEFORE" ] || return 0
+    for f in /var/run/gluster/*; do
+        [ -e "$f" ] || continue
+        grep -qxF "$f" <<<"$GL_RUN_BEFORE" || rm -rf "$f"
+    done
+    rm -rf /var/run/gluster/vols/vbench /var/run/gluster/shd/vbench 2>/dev/null || true
+    w=${WORK#/}
+    for f in /var/log/glusterfs/bricks/*"${w//\//-}"*; do
+        [ -e "$f" ] && mv "$f" "$LOGS/" 2>/dev/null
+    done
+    GL_RUN_BEFORE=
+}
