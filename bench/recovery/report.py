@@ -355,7 +355,8 @@ def render_md(doc, path, png_name):
     L.append(f"Machine: {meta.get('cpu', '?')}, {meta.get('cores', '?')}, {meta.get('hypervisor', '')} "
              f"guest, {meta.get('memory', '?')}, {meta.get('os', '?')}, Linux {meta.get('kernel', '?')}; "
              f"work directory on {meta.get('fs', '?')}.  ")
-    L.append(f"valorfs: `{meta.get('valorfs_binary', '?')}` (repo HEAD {meta.get('git', '?')})"
+    built = f"built from {meta['valorfs_commit']}; " if meta.get("valorfs_commit") else ""
+    L.append(f"valorfs: `{meta.get('valorfs_binary', '?')}` ({built}repo HEAD {meta.get('git', '?')})"
              f"{', up args ' + meta['valorfs_up_args'] if meta.get('valorfs_up_args') else ''}; "
              f"MooseFS {meta.get('pkg_moosefs-master', '?')}; GlusterFS {meta.get('pkg_glusterfs-server', '?')}; "
              f"{meta.get('fio', 'fio')}.  ")

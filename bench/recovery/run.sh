@@ -82,6 +82,8 @@ Options:
 Environment:
   VALORFS          valorfs CLI (default build/src/tools/valorfs)
   VALORFS_UP_ARGS  extra options for \`valorfs up\`
+  VALORFS_COMMIT   commit the valorfs build was made from (recorded in the
+                   results; the repository's HEAD is recorded anyway)
   PYTHON           python with matplotlib (default /usr/bin/python3)
 
 MooseFS and GlusterFS run in a network namespace this script creates (their
@@ -593,6 +595,9 @@ bench_system() {
     done
     printf 'valorfs_binary\t%s\n' "${VALORFS}$([ -x "$VALORFS" ] || echo ' (not built)')"
     printf 'valorfs_up_args\t%s\n' "$VALORFS_UP_ARGS"
+    # the commit the valorfs binaries were built from, when the build is not
+    # of this work tree (e.g. a `git archive` snapshot); recorded as given
+    [ -n "${VALORFS_COMMIT:-}" ] && printf 'valorfs_commit\t%s\n' "$VALORFS_COMMIT"
     printf 'git\t%s%s\n' "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)" \
         "$(git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ has uncommitted changes)')"
     printf 'set_size\t%s\n' "$SET_SIZE"
