@@ -57,7 +57,9 @@ LEASE_MS = 4000
 # a mgmtd that lost its primary: the standby takes over after the old
 # primary lease (1.5 s) lapses and one more lease length
 ELECTION_MS, PRIMARY_LEASE_MS = 500, 1500
-FIO_SIZE, FIO_BYTES = "24m", 24 << 20
+# 4k synchronous writes through the mount are chain writes (~150/s on the
+# 2-core machine): 6 MiB takes ~10 s to lay out
+FIO_SIZE = "6m"
 FIO_ROUND_S = 6
 
 
@@ -186,50 +188,55 @@ class Load:
         self.work.mkdir()
         self.fio_file = self.work / "fio.dat"
         self.meta_out = tmp_path / "meta.json"
+        self.ref = {}             # path -> bytes written outside the load
         self.events = []          # (time, what), for describe()
-        self.rounds = []          # (rc, output) of each fio run
+        self.rounds = []          # (rc, output, "fill"|"mix") of each fio run
         self._stop = threading.Event()
         self._fio_proc = None
         self.meta = None
         self.thread = None
 
-    def _fio_job(self, first):
+    def _fio_job(self, phase):
+        """phase "fill": write every block once (each gets a verify header,
+        so any block can be checked later) and read it all back; "mix":
+        random read/write for FIO_ROUND_S, written blocks re-read and
+        verified in batches of 64."""
         job = (f"[global]\nfilename={self.fio_file}\nsize={FIO_SIZE}\nbs=4k\nioengine=psync\n"
                "verify=crc32c\nverify_fatal=1\nexitall_on_error=1\nnumjobs=1\n")
-        if first:
-            job += "[fill]\nrw=write\ndo_verify=1\n[mix]\nstonewall\n"
-        else:
-            job += "[mix]\n"
-        return job + (f"rw=randrw\ndo_verify=1\nverify_backlog=64\ntime_based\n"
+        if phase == "fill":
+            return job + "[fill]\nrw=write\ndo_verify=1\n"
+        return job + (f"[mix]\nrw=randrw\ndo_verify=1\nverify_backlog=64\ntime_based\n"
                       f"runtime={FIO_ROUND_S}\n")
 
+    def _fio(self, n, phase):
+        job = self.tmp / f"fio{n}.job"
+        job.write_text(self._fio_job(phase))
+        out = self.tmp / f"fio{n}.out"
+        self._fio_proc = self.bed.popen_in("c1", ["fio", "--output", out, job],
+                                           self.tmp / f"fio{n}.log")
+        rc = self._fio_proc.wait()
+        text = out.read_text(errors="replace") if out.exists() else ""
+        text += (self.tmp / f"fio{n}.log").read_text(errors="replace")
+        self.rounds.append((rc, text, phase))
+        return rc
+
     def _fio_loop(self):
-        n = 0
+        n = 1
         while not self._stop.is_set():
             n += 1
-            job = self.tmp / f"fio{n}.job"
-            job.write_text(self._fio_job(n == 1))
-            out = self.tmp / f"fio{n}.out"
-            self._fio_proc = self.bed.popen_in("c1", ["fio", "--output", out, job],
-                                               self.tmp / f"fio{n}.log")
-            rc = self._fio_proc.wait()
-            text = out.read_text(errors="replace") if out.exists() else ""
-            text += (self.tmp / f"fio{n}.log").read_text(errors="replace")
-            self.rounds.append((rc, text, n == 1))
-            if rc != 0:
+            if self._fio(n, "mix") != 0:
                 return
 
     def start(self):
+        # the file is laid out first, so the events hit random read/write
+        t0 = time.monotonic()
+        if self._fio(1, "fill") != 0:
+            raise AssertionError(f"fio could not lay out its file:\n{self.rounds[-1][1][-3000:]}")
         self.thread = threading.Thread(target=self._fio_loop, daemon=True)
         self.thread.start()
         self.meta = self.bed.popen_in("c1", [sys.executable, LOAD, "meta", self.work / "meta",
                                              self.meta_out], str(self.meta_out) + ".log")
-        # the file is laid out first, so the events hit random read/write
-        def laid_out():
-            if self.rounds and self.rounds[-1][0] != 0:
-                raise AssertionError(f"fio failed early:\n{self.rounds[-1][1][-3000:]}")
-            return self.fio_file.exists() and self.fio_file.stat().st_size >= FIO_BYTES
-        self.bed.wait_for("fio to lay out its file", laid_out, 60)
+        self.event(f"load running (fio laid out {FIO_SIZE} in {time.monotonic() - t0:.1f}s)")
         time.sleep(1.0)
 
     def event(self, what):
@@ -247,19 +254,20 @@ class Load:
     def stop(self, timeout=90):
         """Stop both; the metadata loop's result. Fails on any failed call."""
         self._stop.set()
+        self.event("stopping the load")
         meta_res = stop_load(self.meta, self.meta_out, self.events, timeout=60)
         self.thread.join(timeout)
+        self.event(f"load stopped after {len(self.rounds)} fio rounds")
         assert not self.thread.is_alive(), \
             f"fio did not finish within {timeout}s after the events (a hung request?)"
         problems = []
-        for i, (rc, text, first) in enumerate(self.rounds, 1):
+        for i, (rc, text, phase) in enumerate(self.rounds, 1):
             if rc != 0:
                 errs = [ln for ln in text.splitlines() if "err=" in ln or "verify" in ln.lower()
                         or "error" in ln.lower()]
-                problems.append(f"fio round {i} exited {rc}:\n" + "\n".join(errs[:20]))
-            for job in (("fill", "mix") if first else ("mix",)):
-                if rc == 0 and not _fio_job_ok(text, job):
-                    problems.append(f"fio round {i}: job {job} did not report err= 0")
+                problems.append(f"fio round {i} ({phase}) exited {rc}:\n" + "\n".join(errs[:20]))
+            elif not _fio_job_ok(text, phase):
+                problems.append(f"fio round {i}: job {phase} did not report err= 0")
         if meta_res["failures"]:
             problems.append(f"metadata loop: {len(meta_res['failures'])} failed calls of "
                             f"{meta_res['calls']}:\n{describe(meta_res['failures'], self.events)}")
@@ -273,6 +281,7 @@ class Load:
         p = self.bed.run_in("c1", "fio", *fio_args(self.fio_file, FIO_SIZE, name="final",
                                                    rw="read"), timeout=120)
         assert p.returncode == 0, f"final fio verify pass failed:\n{(p.stdout + p.stderr)[-3000:]}"
+        self.event("final fio verify pass done")
         survivors = pickle.loads(Path(str(self.meta_out) + ".pkl").read_bytes())
         assert survivors and len(survivors) == meta_res["files"]
         assert sorted(os.listdir(self.work / "meta")) == sorted(survivors)
@@ -283,7 +292,7 @@ class Load:
     def close(self):
         """Whatever happened: nothing of the load keeps running."""
         self._stop.set()
-        for p in (self.meta, self._fio_proc):
+        for p in (self.meta, self._fio_proc):  # (the fio loop ends with its round)
             if p is not None and p.poll() is None:
                 p.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -301,9 +310,9 @@ def under_load(bed, tmp_path):
 
 
 def reference_files(bed, rng, n=4):
-    """Files written (and fsynced) before the faults: name -> bytes."""
+    """Files written (and fsynced) before the faults: path -> bytes."""
     ref = {}
-    (bed.mnt / "ref").mkdir()
+    (bed.mnt / "ref").mkdir(exist_ok=True)
     for i in range(n):
         data = rng.randbytes(rng.choice([1, 4096, 700_000, 2_500_000]))
         path = bed.mnt / "ref" / f"r{i}"
@@ -321,6 +330,20 @@ def check_reference(ref):
         assert got == want, f"{path}: {len(got)} bytes read differ from the {len(want)} written"
 
 
+def write_while_out(bed, load, host):
+    """A file written (and fsynced) while host's targets are out of their
+    chains: the returning replicas must get it by resync. Kept in
+    load.ref for check_reference()."""
+    data = random.Random(host).randbytes(2_500_000)  # chunks on both chains
+    path = bed.mnt / "ref" / f"while-{host}-out-{len(load.ref)}"
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    load.ref[path] = data
+    time.sleep(1.0)  # and the load's writes
+
+
 def kill_and_resync(bed, load, host, wipe=False):
     """kill -9 host's storage server, wait until mgmtd took its targets out,
     restart it (after wiping its targets: a replaced disk), wait until they
@@ -332,7 +355,7 @@ def kill_and_resync(bed, load, host, wipe=False):
     bed.wait_targets(mine, "offline", timeout=LEASE_MS / 1000 * 3 + 10)
     t_off = time.monotonic() - t0
     load.check_running(f"{host} went offline")
-    time.sleep(1.0)  # writes the returning targets miss
+    write_while_out(bed, load, host)
     if wipe:
         for t in mine:
             shutil.rmtree(bed.target_dir(host, t))
@@ -433,7 +456,7 @@ def test_storage_kills_under_load(bed, tmp_path):
           f"{meta_res['calls']} calls; fio rounds: {len(load.rounds)}")
     assert not bed.alive("m1", "meta1") and bed.alive("m1", "meta2")
     load.verify_after(meta_res)
-    check_reference(ref)
+    check_reference({**ref, **load.ref})
     assert_chains_identical(bed)
 
 
@@ -446,7 +469,7 @@ def test_replaced_disk_under_load(bed, tmp_path):
         meta_res = load.stop()
     print(f"s2 offline after {t[0]} s, serving again after {t[1]} s")
     load.verify_after(meta_res)
-    check_reference(ref)
+    check_reference({**ref, **load.ref})
     out = assert_chains_identical(bed)
     # the empty targets got every chunk back
     for c in out["chains"]:
@@ -514,7 +537,7 @@ def test_partition_under_load(bed, tmp_path):
         # mgmtd takes it out after T
         bed.wait_targets(mine, "offline", timeout=LEASE_MS / 1000 * 3 + 10)
         load.check_running(f"{host} partitioned")
-        time.sleep(1.0)
+        write_while_out(bed, load, host)
         load.event(f"heal {host}")
         bed.heal(host)
         bed.wait_targets(mine, "serving", timeout=90)
@@ -525,7 +548,7 @@ def test_partition_under_load(bed, tmp_path):
         meta_res = load.stop()
     print(f"{host} stopped serving {t_lost - t_cut:.2f}s after the cut")
     load.verify_after(meta_res)
-    check_reference(ref)
+    check_reference({**ref, **load.ref})
     assert_chains_identical(bed)
 
 
