@@ -76,7 +76,7 @@ static void handoff_seeds(void)
     fhs[2] = (struct fi_fh){ .state = FI_FH_FREE, .next_free = UINT32_MAX };
     fhs[3] = (struct fi_fh){ .state = FI_FH_LIVE, .kind = HO_FH_DIR, .ino = 114 };
     struct ho_rec recs[3] = {
-        { .unique = 17, .opcode = 1, .phase = HO_REC_COUNTED, .nodeid = 100 },
+        { .unique = 17, .opcode = 1, .phase = HO_REC_COUNTED, .pending_node = 100 },
         { .unique = 18, .opcode = 35, .phase = HO_REC_DISPATCHED },
         { .unique = 0, .phase = HO_REC_NONE },
     };
@@ -88,6 +88,16 @@ static void handoff_seeds(void)
     image_seed("v2-sealed", &sp);
     sp.sealed = 0;
     image_seed("v2-crashed", &sp);
+    /* version 3: a READDIRPLUS killed while counting its third entry */
+    struct ho_rec recs3[2] = {
+        { .unique = 21, .opcode = 44, .phase = HO_REC_DISPATCHED, .pending_node = 100,
+          .progress = 2, .pending_idx = 2, .pending_before = 0 },
+        { .unique = 22, .opcode = 1, .phase = HO_REC_COUNTED, .pending_node = 107,
+          .progress = 1, .pending_idx = HO_NO_PENDING },
+    };
+    sp.version = 3, sp.recs = recs3, sp.nrecs = 2;
+    image_seed("v3-crashed-counting", &sp);
+    sp.version = 2, sp.recs = recs, sp.nrecs = 3;
     sp.nnodes = 0, sp.nfhs = 0, sp.nrecs = 0, sp.sealed = 1;
     image_seed("v2-empty", &sp);
     /* more than the fuzz target's region holds (16 handles) */
@@ -119,9 +129,10 @@ static void handoff_seeds(void)
 
     uint8_t buf[8192];
     uint64_t ids[4] = { 1, 2, 3, 1u << 20 }, counts[4] = { 1, 5, 1, 2 };
-    size_t n = ho_test_write_v1(buf, sizeof(buf), &(struct ho_init){ 31, 0, 1 }, ids, counts, 4);
+    size_t n = ho_test_write_old(buf, sizeof(buf), 1, &(struct ho_init){ 31, 0, 1 }, ids,
+                               counts, 4, NULL, 0);
     if (n == 0) {
-        fprintf(stderr, "ho_test_write_v1 failed\n");
+        fprintf(stderr, "ho_test_write_old failed\n");
         exit(1);
     }
     write_seed("fuzz_handoff", "v1-test-writer", buf, n);

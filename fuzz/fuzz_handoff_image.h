@@ -59,6 +59,12 @@ static inline uint32_t fi_fh_size(uint32_t version)
 
 /* Writes the image of spec into buf; returns its size, or 0 if it does not
  * fit in cap or the spec is inconsistent. */
+/* Versions 1-2 records are the first 24 bytes of today's struct ho_rec. */
+static inline uint32_t fi_rec_size(uint32_t version)
+{
+    return version <= 2 ? 24u : (uint32_t)sizeof(struct ho_rec);
+}
+
 static inline size_t fi_build(void *buf, size_t cap, const struct fi_spec *sp)
 {
     uint32_t fh_size = fi_fh_size(sp->version);
@@ -70,7 +76,8 @@ static inline size_t fi_build(void *buf, size_t cap, const struct fi_spec *sp)
     uint64_t nodes_off = sizeof(struct fi_hdr);
     uint64_t fh_off = nodes_off + stripe_bytes * sp->nstripes;
     uint64_t rec_off = fh_off + (uint64_t)sp->fh_cap * fh_size;
-    uint64_t size = rec_off + (uint64_t)sp->rec_cap * sizeof(struct ho_rec);
+    uint32_t rec_size = fi_rec_size(sp->version);
+    uint64_t size = rec_off + (uint64_t)sp->rec_cap * rec_size;
     if (size > cap)
         return 0;
     uint8_t *b = buf;
@@ -83,7 +90,7 @@ static inline size_t fi_build(void *buf, size_t cap, const struct fi_spec *sp)
         .stripe_cap = sp->stripe_cap, .node_entry_size = sizeof(struct fi_node),
         .nodes_off = nodes_off, .stripe_bytes = stripe_bytes, .fh_cap = sp->fh_cap,
         .fh_hwm = (uint32_t)sp->nfhs, .fh_entry_size = fh_size, .fh_free = UINT32_MAX,
-        .fh_off = fh_off, .rec_cap = sp->rec_cap, .rec_entry_size = sizeof(struct ho_rec),
+        .fh_off = fh_off, .rec_cap = sp->rec_cap, .rec_entry_size = rec_size,
         .rec_off = rec_off,
     };
     memcpy(hd.magic, "VLFSHAND", 8);
@@ -105,8 +112,8 @@ static inline size_t fi_build(void *buf, size_t cap, const struct fi_spec *sp)
         memcpy(b + fh_off + i * fh_size, &sp->fhs[i], fh_size);
         hd.live_handles += sp->fhs[i].state == FI_FH_LIVE;
     }
-    if (sp->nrecs)
-        memcpy(b + rec_off, sp->recs, sp->nrecs * sizeof(struct ho_rec));
+    for (size_t i = 0; i < sp->nrecs; i++)
+        memcpy(b + rec_off + i * rec_size, &sp->recs[i], rec_size);
     hd.sealed = sp->sealed ? 1 : 0;
     memcpy(b, &hd, sizeof(hd));
     if (sp->sealed) {

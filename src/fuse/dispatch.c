@@ -15,17 +15,23 @@
 /* Opens reserve the handle slot the reply will fill. */
 #define RESERVE_FH() do { if (s->ho && (r->kfh = ho_fh_reserve(s->ho)) == 0) { vfs_reply_err(r, ENFILE); return; } } while (0)
 
+/* The kernel never sends a FORGET twice: one read by a daemon that dies
+ * before applying it is lost. So the handoff region takes the whole batch
+ * first, in a tight loop of memory updates, and only then does the backend
+ * do its slower part (closing handles): the window a kill -9 can hit stays
+ * as short as the read itself. */
 static void do_forget_batch(struct vfs_session *s, const struct fuse_msg *m)
 {
     const struct fuse_batch_forget_in *b = m->op;
     const struct fuse_forget_one *one = m->data;
-    for (uint32_t i = 0; i < b->count; i++) {
-        struct fuse_forget_one f;
+    struct fuse_forget_one f;
+    for (uint32_t i = 0; s->ho && i < b->count; i++) {
         memcpy(&f, &one[i], sizeof(f));
-        if (s->ho)
-            ho_node_forget(s->ho, f.nodeid, f.nlookup);
-        if (s->ops->forget)
-            s->ops->forget(s->fs, f.nodeid, f.nlookup);
+        ho_node_forget(s->ho, f.nodeid, f.nlookup);
+    }
+    for (uint32_t i = 0; s->ops->forget && i < b->count; i++) {
+        memcpy(&f, &one[i], sizeof(f));
+        s->ops->forget(s->fs, f.nodeid, f.nlookup);
     }
 }
 

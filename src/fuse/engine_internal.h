@@ -70,7 +70,8 @@ struct vfs_req {
     struct ho_rec *rec;   /* this slot's request record, NULL if none */
     uint8_t resend;       /* kernel resent it after a crash */
     uint8_t tolerant;     /* resent and possibly applied already: see takeover.c */
-    uint8_t counted;      /* its entry was counted by the previous daemon */
+    uint32_t count_skip;  /* entries of its reply the previous daemon counted
+                           * (UINT32_MAX: all of them) */
 
     vfs_aio_cb aio_cb;
     void *aio_arg;

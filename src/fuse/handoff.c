@@ -189,13 +189,21 @@ static void stripe_unlock(struct ho_region *h, const struct node_at *at)
     pthread_mutex_unlock(&h->stripe_lock[at->si]);
 }
 
+/* rec != NULL: journal the increment in the record (handoff.h), all under
+ * the stripe lock so nothing else moves the node's count meanwhile. */
 static uint64_t node_add(struct ho_region *h, uint64_t id, uint64_t count, const void *key,
-                         size_t keylen)
+                         size_t keylen, struct ho_rec *rec)
 {
     struct node_at at;
     struct ho_node *n = stripe_lock_find(h, id, 1, &at);
     struct ho_stripe_hdr *sh = at.sh;
     uint64_t res = 0;
+    if (rec) {
+        __atomic_store_n(&rec->pending_idx, HO_NO_PENDING, __ATOMIC_RELEASE);
+        rec->pending_node = id;
+        rec->pending_before = n ? n->nlookup : 0;
+        __atomic_store_n(&rec->pending_idx, rec->progress, __ATOMIC_RELEASE);
+    }
     if (n) {
         n->nlookup += count;
         res = n->nlookup;
@@ -208,6 +216,8 @@ static uint64_t node_add(struct ho_region *h, uint64_t id, uint64_t count, const
         } else if (sh->hwm < h->hdr->stripe_cap) {
             idx = sh->hwm++;
         } else {
+            if (rec)
+                __atomic_store_n(&rec->progress, rec->progress + 1, __ATOMIC_RELEASE);
             stripe_unlock(h, &at);
             return 0;
         }
@@ -222,19 +232,35 @@ static uint64_t node_add(struct ho_region *h, uint64_t id, uint64_t count, const
         sh->count++;
         res = count;
     }
+    if (rec) /* the entry is counted for sure from here on */
+        __atomic_store_n(&rec->progress, rec->progress + 1, __ATOMIC_RELEASE);
     stripe_unlock(h, &at);
     return res;
 }
 
 uint64_t ho_node_ref(struct ho_region *h, uint64_t id, const void *key, size_t keylen)
 {
-    return node_add(h, id, 1, key, keylen);
+    return node_add(h, id, 1, key, keylen, NULL);
+}
+
+uint64_t ho_node_ref_rec(struct ho_region *h, struct ho_rec *rec, uint64_t id, const void *key,
+                         size_t keylen)
+{
+    return node_add(h, id, 1, key, keylen, rec);
+}
+
+void ho_rec_reset(struct ho_rec *r)
+{
+    __atomic_store_n(&r->pending_idx, HO_NO_PENDING, __ATOMIC_RELEASE);
+    r->progress = 0;
+    r->pending_node = 0;
+    r->pending_before = 0;
 }
 
 uint64_t ho_node_ref_n(struct ho_region *h, uint64_t id, uint64_t n, const void *key,
                        size_t keylen)
 {
-    return n ? node_add(h, id, n, key, keylen) : 0;
+    return n ? node_add(h, id, n, key, keylen, NULL) : 0;
 }
 
 int ho_node_known(struct ho_region *h, uint64_t id) { return ho_node_lookups(h, id) > 0; }

@@ -13,9 +13,19 @@
  *    region; a slot names its node, kind, open flags, and a small backend
  *    blob (cluster: the meta session and the end written so far);
  *  - request records, one per request slot: which request (unique) the
- *    slot last took, whether the backend was called for it, and whether
- *    its entry reply was already counted — so a request the kernel resends
- *    after a crash (FUSE_UNIQUE_RESEND) is neither applied nor counted twice.
+ *    slot last took, whether the backend was called for it, and how many
+ *    of its reply's entries were already counted — so a request the kernel
+ *    resends after a crash (FUSE_UNIQUE_RESEND) is neither applied nor
+ *    counted twice.
+ *
+ * Counting is exact across kill -9 at any instruction. A reply may carry
+ * many entries (READDIRPLUS), and a kill can land between two of them or
+ * between a node's increment and the record saying so. So each increment
+ * goes through ho_node_ref_rec(), which, under the node's stripe lock,
+ * first notes in the record which entry is pending, which node, and the
+ * node's count before; then increments; then advances the record's
+ * progress. An importer that finds an entry pending compares the node's
+ * count with the one noted: one more means the increment happened.
  *
  * A successor never works in the old region: it decodes it with
  * ho_import() (bounds-checked; every version this binary knows; a sealed
@@ -23,7 +33,8 @@
  * drain seals the region (ho_seal); a crashed daemon's region is unsealed
  * and imported on structure checks alone.
  *
- * Versions: 1 had no handle blobs; 2 (current) adds them. Threads: node and
+ * Versions: 1 had no handle blobs; 2 adds them; 3 (current) adds the
+ * counting progress to request records (2's records read as progress 0). Threads: node and
  * handle operations are thread-safe; records belong to their request slot.
  */
 #ifndef VALORFS_FUSE_HANDOFF_H
@@ -32,7 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HO_VERSION 2
+#define HO_VERSION 3
 #define HO_NODE_KEY_MAX 48   /* bytes of backend key per node */
 #define HO_FH_BLOB_MAX 32    /* bytes of backend blob per handle */
 #define HO_REC_PER_CHAN 256  /* request records per channel (max queue depth) */
@@ -116,14 +127,24 @@ int ho_fh_adopt(struct ho_region *h, uint64_t kfh, enum ho_fh_kind kind, uint64_
 void ho_fh_rebuild_free(struct ho_region *h);
 
 /* ---- request records ---- */
+#define HO_NO_PENDING UINT32_MAX
 struct ho_rec {
-    uint64_t unique; /* without FUSE_UNIQUE_RESEND */
+    uint64_t unique;         /* without FUSE_UNIQUE_RESEND */
     uint32_t opcode;
-    uint32_t phase;  /* enum ho_phase */
-    uint64_t nodeid; /* HO_REC_COUNTED: the node that was counted */
+    uint32_t phase;          /* enum ho_phase */
+    uint64_t pending_node;   /* the node of the entry being counted */
+    uint32_t progress;       /* entries of the reply counted for sure */
+    uint32_t pending_idx;    /* == progress: that entry may be counted; else HO_NO_PENDING */
+    uint64_t pending_before; /* pending_node's count before that entry */
 };
 /* The record of request slot (chan, slot); NULL when out of range. */
 struct ho_rec *ho_rec(struct ho_region *h, unsigned chan, unsigned slot);
+/* Starts a record: no entry counted yet (call before its phase is set). */
+void ho_rec_reset(struct ho_rec *r);
+/* ho_node_ref() for the next entry of rec's reply, journaled as described
+ * above (rec NULL: a plain ho_node_ref). */
+uint64_t ho_node_ref_rec(struct ho_region *h, struct ho_rec *rec, uint64_t id, const void *key,
+                         size_t keylen);
 
 /* ---- sealing and import ---- */
 /* Stores the CRC32C of everything in use and marks the region sealed;
@@ -139,7 +160,8 @@ struct ho_imported {
     uint64_t generation;
     struct ho_init init;
     uint64_t nodes, handles;
-    /* records of requests the backend had been called for, for resends */
+    /* records of requests the backend had been called for, for resends;
+     * progress = entries counted for sure, the pending one resolved */
     struct ho_rec *recs;
     size_t nrecs;
 };
@@ -156,9 +178,11 @@ const struct ho_rec *ho_imported_find(const struct ho_imported *imp, uint64_t un
  * its size. munmap() when done. NULL with errno on failure. */
 const void *ho_map_fd(int fd, size_t *len);
 
-/* Test support: writes a version-1 image of a region with the given
- * content into buf (returns its size, or 0 if cap is too small). */
-size_t ho_test_write_v1(void *buf, size_t cap, const struct ho_init *init,
-                        const uint64_t *node_ids, const uint64_t *nlookups, size_t nnodes);
+/* Test support: writes an image in an older format (version 1 or 2) with
+ * the given nodes and records (unique, opcode, phase, pending_node as the
+ * old nodeid); returns its size, or 0 if cap is too small. */
+size_t ho_test_write_old(void *buf, size_t cap, uint32_t version, const struct ho_init *init,
+                         const uint64_t *node_ids, const uint64_t *nlookups, size_t nnodes,
+                         const struct ho_rec *recs, size_t nrecs);
 
 #endif

@@ -12,7 +12,11 @@
  *    mkdir/mknod/symlink/link becomes the entry of what is there, ENOENT
  *    from unlink/rmdir/rename and ENODATA from removexattr become success,
  *    create is redone without O_EXCL (so it opens the file it made);
- *  - COUNTED: its entry reply was already counted; do not count it again.
+ *  - the entries of its reply the old daemon counted (all of them when
+ *    COUNTED; the record's progress, resolved exactly by ho_import, when it
+ *    died while counting) are not counted again. This assumes the resent
+ *    request answers the same entries, which holds unless the directory
+ *    changed between the crash and the resend.
  */
 #include <errno.h>
 #include <string.h>
@@ -30,7 +34,7 @@ void ho_before_dispatch(struct vfs_req *r)
     const struct fuse_msg *m = &r->m;
     r->resend = m->resent != 0; /* decode keeps the unique without the bit */
     r->tolerant = 0;
-    r->counted = 0;
+    r->count_skip = 0;
     r->rec = NULL;
     if (s->ho == NULL || m->unique == 0)
         return;
@@ -39,7 +43,7 @@ void ho_before_dispatch(struct vfs_req *r)
         const struct ho_rec *old = ho_imported_find(&s->imported, unique);
         if (old && old->opcode == m->opcode && old->phase != HO_REC_NONE) {
             r->tolerant = 1;
-            r->counted = old->phase == HO_REC_COUNTED;
+            r->count_skip = old->phase == HO_REC_COUNTED ? UINT32_MAX : old->progress;
         }
         LOG_DEBUG("fuse", "resent unique=%llu opcode=%u %s", (unsigned long long)unique,
                   m->opcode, r->tolerant ? "(may have been applied)" : "(never dispatched)");
@@ -48,11 +52,16 @@ void ho_before_dispatch(struct vfs_req *r)
         return;
     r->rec = ho_rec(s->ho, (unsigned)r->chan->idx, (unsigned)(r - r->chan->slots));
     if (r->rec) {
+        /* a record says COUNTED only when every entry is: a resend that
+         * skips some starts from their number, so a second crash finds it */
+        __atomic_store_n(&r->rec->phase, HO_REC_NONE, __ATOMIC_RELEASE);
+        ho_rec_reset(r->rec);
         r->rec->unique = unique;
         r->rec->opcode = m->opcode;
-        r->rec->nodeid = 0;
+        r->rec->progress = r->count_skip == UINT32_MAX ? 0 : r->count_skip;
         /* ordered before the backend can apply anything */
-        __atomic_store_n(&r->rec->phase, r->counted ? HO_REC_COUNTED : HO_REC_DISPATCHED,
+        __atomic_store_n(&r->rec->phase,
+                         r->count_skip == UINT32_MAX ? HO_REC_COUNTED : HO_REC_DISPATCHED,
                          __ATOMIC_RELEASE);
     }
 }
@@ -86,45 +95,45 @@ void *vfs_req_fh_blob(struct vfs_req *r)
     return s->ho && r->kfh ? ho_fh_blob(s->ho, r->kfh) : NULL;
 }
 
-/* One lookup reference handed to the kernel for nodeid. */
-static void count_node(struct vfs_req *r, uint64_t nodeid)
+/* One lookup reference handed to the kernel for nodeid: entry number idx
+ * of the reply (entries the previous daemon counted are skipped). */
+static void count_node(struct vfs_req *r, uint32_t idx, uint64_t nodeid)
 {
     struct vfs_session *s = r->chan->s;
-    if (nodeid == 0)
+    if (nodeid == 0 || idx < r->count_skip)
         return;
     uint8_t key[HO_NODE_KEY_MAX];
     size_t keylen = 0;
     if (s->ops->node_key && !ho_node_known(s->ho, nodeid))
         keylen = s->ops->node_key(s->fs, nodeid, key, sizeof(key));
-    if (ho_node_ref(s->ho, nodeid, key, keylen) == 0 && !s->ho_full_warned) {
+    if (ho_node_ref_rec(s->ho, r->rec, nodeid, key, keylen) == 0 && !s->ho_full_warned) {
         s->ho_full_warned = 1;
         LOG_WARN("fuse", "handoff node table full: nodes beyond it will not survive an "
                          "upgrade (raise --handoff-nodes)");
     }
 }
 
-static void mark_counted(struct vfs_req *r, uint64_t nodeid)
+static void mark_counted(struct vfs_req *r)
 {
-    if (r->rec) {
-        r->rec->nodeid = nodeid;
+    if (r->rec)
         __atomic_store_n(&r->rec->phase, HO_REC_COUNTED, __ATOMIC_RELEASE);
-    }
 }
 
 void ho_count_entry(struct vfs_req *r, uint64_t nodeid)
 {
-    if (r->chan->s->ho == NULL || r->counted || nodeid == 0)
+    if (r->chan->s->ho == NULL || nodeid == 0)
         return;
-    count_node(r, nodeid);
-    mark_counted(r, nodeid);
+    count_node(r, 0, nodeid);
+    mark_counted(r);
 }
 
 void ho_count_direntplus(struct vfs_req *r, const void *buf, size_t len)
 {
-    if (r->chan->s->ho == NULL || r->counted)
+    if (r->chan->s->ho == NULL)
         return;
     const uint8_t *p = buf;
     size_t off = 0;
+    uint32_t idx = 0;
     const size_t fixed = offsetof(struct fuse_direntplus, dirent.name);
     while (off + fixed <= len) {
         struct fuse_direntplus d;
@@ -135,11 +144,11 @@ void ho_count_direntplus(struct vfs_req *r, const void *buf, size_t len)
         int dot = (d.dirent.namelen == 1 && name[0] == '.') ||
                   (d.dirent.namelen == 2 && name[0] == '.' && name[1] == '.');
         /* the kernel takes a reference for every entry but . and .. */
-        if (!dot)
-            count_node(r, d.entry_out.nodeid);
+        if (!dot && d.entry_out.nodeid != 0)
+            count_node(r, idx++, d.entry_out.nodeid);
         off += DIRENT_ALIGN(fixed + d.dirent.namelen);
     }
-    mark_counted(r, 0);
+    mark_counted(r);
 }
 
 uint64_t ho_open_reply(struct vfs_req *r, uint64_t backend_fh, int is_dir, uint64_t ino)

@@ -59,7 +59,8 @@ static int check_layout(const struct ho_hdr *hd, size_t len, const char **why)
     uint32_t want_fh = hd->version == 1 ? HO_FH_V1_SIZE : (uint32_t)sizeof(struct ho_fh);
     if (hd->fh_entry_size != want_fh)
         return fail(why, "bad handle entry size", -EINVAL);
-    if (hd->rec_entry_size != sizeof(struct ho_rec))
+    uint32_t want_rec = hd->version <= 2 ? HO_REC_V2_SIZE : (uint32_t)sizeof(struct ho_rec);
+    if (hd->rec_entry_size != want_rec)
         return fail(why, "bad request record size", -EINVAL);
     if (hd->nstripes == 0 || hd->nstripes > 4096 || hd->stripe_cap > (1u << 26))
         return fail(why, "bad node table geometry", -EINVAL);
@@ -131,19 +132,40 @@ static int import_handles(struct ho_region *into, const uint8_t *b, const struct
     return 0;
 }
 
-static int import_records(const uint8_t *b, const struct ho_hdr *hd, struct ho_imported *out,
-                          const char **why)
+/* Entries of a record's reply that were counted: the progress, plus the
+ * pending entry when its node's count (as imported into `into`) shows the
+ * increment. */
+static uint32_t counted_entries(struct ho_region *into, const struct ho_rec *r)
+{
+    uint32_t done = r->progress;
+    if (r->pending_idx == r->progress && r->pending_idx != HO_NO_PENDING &&
+        ho_node_lookups(into, r->pending_node) == r->pending_before + 1)
+        done++;
+    return done;
+}
+
+static int import_records(struct ho_region *into, const uint8_t *b, const struct ho_hdr *hd,
+                          struct ho_imported *out, const char **why)
 {
     out->recs = calloc(hd->rec_cap ? hd->rec_cap : 1, sizeof(struct ho_rec));
     if (out->recs == NULL)
         return fail(why, "out of memory", -ENOMEM);
     for (uint32_t i = 0; i < hd->rec_cap; i++) {
         struct ho_rec r;
-        memcpy(&r, b + hd->rec_off + (uint64_t)i * sizeof(r), sizeof(r));
+        memset(&r, 0, sizeof(r));
+        memcpy(&r, b + hd->rec_off + (uint64_t)i * hd->rec_entry_size, hd->rec_entry_size);
+        if (hd->version <= 2) { /* no progress: nothing known to be counted but COUNTED */
+            r.pending_node = 0;
+            r.progress = 0;
+            r.pending_idx = HO_NO_PENDING;
+        }
         if (r.phase > HO_REC_COUNTED)
             return fail(why, "bad request record", -EINVAL);
-        if (r.phase != HO_REC_NONE && r.unique != 0)
-            out->recs[out->nrecs++] = r;
+        if (r.phase == HO_REC_NONE || r.unique == 0)
+            continue;
+        r.progress = counted_entries(into, &r);
+        r.pending_idx = HO_NO_PENDING;
+        out->recs[out->nrecs++] = r;
     }
     return 0;
 }
@@ -179,7 +201,7 @@ int ho_import(struct ho_region *into, const void *bytes, size_t len, struct ho_i
     out->init = (struct ho_init){ hd.proto_minor, hd.transport, hd.flags };
     if ((rc = import_nodes(into, b, &hd, out, why)) < 0 ||
         (rc = import_handles(into, b, &hd, out, why)) < 0 ||
-        (rc = import_records(b, &hd, out, why)) < 0) {
+        (rc = import_records(into, b, &hd, out, why)) < 0) {
         free(out->recs);
         out->recs = NULL;
         return rc;
@@ -196,27 +218,32 @@ const struct ho_rec *ho_imported_find(const struct ho_imported *imp, uint64_t un
     return NULL;
 }
 
-size_t ho_test_write_v1(void *buf, size_t cap, const struct ho_init *init,
-                        const uint64_t *node_ids, const uint64_t *nlookups, size_t nnodes)
+size_t ho_test_write_old(void *buf, size_t cap, uint32_t version, const struct ho_init *init,
+                         const uint64_t *node_ids, const uint64_t *nlookups, size_t nnodes,
+                         const struct ho_rec *recs, size_t nrecs)
 {
-    /* one stripe of capacity nnodes, no handles, no records */
+    if (version < 1 || version > 2)
+        return 0;
+    /* one stripe of capacity nnodes, no handles, nrecs old-format records */
     uint32_t stripe_cap = (uint32_t)(nnodes ? nnodes : 1);
     uint64_t stripe_bytes = sizeof(struct ho_stripe_hdr) + (uint64_t)stripe_cap * 4 +
                             (uint64_t)stripe_cap * sizeof(struct ho_node);
     uint64_t nodes_off = sizeof(struct ho_hdr);
     uint64_t fh_off = nodes_off + stripe_bytes;
-    uint64_t size = fh_off;
+    uint64_t rec_off = fh_off;
+    uint64_t size = rec_off + (uint64_t)nrecs * HO_REC_V2_SIZE;
     if (size > cap)
         return 0;
     memset(buf, 0, size);
     uint8_t *b = buf;
-    struct ho_hdr hd = { .version = 1, .hdr_size = sizeof(hd), .region_size = size,
+    struct ho_hdr hd = { .version = version, .hdr_size = sizeof(hd), .region_size = size,
                           .proto_minor = init->proto_minor, .transport = init->transport,
                           .flags = init->flags, .nstripes = 1, .stripe_cap = stripe_cap,
                           .node_entry_size = sizeof(struct ho_node), .nodes_off = nodes_off,
-                          .stripe_bytes = stripe_bytes, .fh_entry_size = HO_FH_V1_SIZE,
-                          .fh_off = fh_off, .rec_entry_size = sizeof(struct ho_rec),
-                          .rec_off = fh_off, .generation = 1 };
+                          .stripe_bytes = stripe_bytes,
+                          .fh_entry_size = version == 1 ? HO_FH_V1_SIZE : sizeof(struct ho_fh),
+                          .fh_off = fh_off, .rec_entry_size = HO_REC_V2_SIZE,
+                          .rec_cap = (uint32_t)nrecs, .rec_off = rec_off, .generation = 1 };
     memcpy(hd.magic, HO_MAGIC, 8);
     struct ho_stripe_hdr sh = { .hwm = (uint32_t)nnodes, .free_head = UINT32_MAX,
                              .count = (uint32_t)nnodes, .nbuckets = stripe_cap };
@@ -226,6 +253,13 @@ size_t ho_test_write_v1(void *buf, size_t cap, const struct ho_init *init,
     for (size_t i = 0; i < nnodes; i++) {
         struct ho_node n = { .id = node_ids[i], .nlookup = nlookups[i], .next = UINT32_MAX };
         memcpy(nodes + i * sizeof(n), &n, sizeof(n));
+    }
+    for (size_t i = 0; i < nrecs; i++) { /* unique, opcode, phase, nodeid */
+        uint8_t *r = b + rec_off + i * HO_REC_V2_SIZE;
+        memcpy(r, &recs[i].unique, 8);
+        memcpy(r + 8, &recs[i].opcode, 4);
+        memcpy(r + 12, &recs[i].phase, 4);
+        memcpy(r + 16, &recs[i].pending_node, 8);
     }
     hd.sealed = 1;
     memcpy(b, &hd, sizeof(hd));

@@ -4,9 +4,10 @@
  *
  *   header | node stripes | handle slots | request records
  *
- * Host byte order (a region never leaves the machine). Version 1 and 2
+ * Host byte order (a region never leaves the machine). Versions 1-3
  * share the header and node entries; version 1 handle slots had no blob
- * (HO_FH_V1_SIZE bytes).
+ * (HO_FH_V1_SIZE bytes); versions 1-2 request records had no counting
+ * progress (HO_REC_V2_SIZE bytes).
  */
 #ifndef VALORFS_FUSE_HANDOFF_LAYOUT_H
 #define VALORFS_FUSE_HANDOFF_LAYOUT_H
@@ -17,6 +18,7 @@
 
 #define HO_MAGIC "VLFSHAND"
 #define HO_FH_V1_SIZE 32u
+#define HO_REC_V2_SIZE 24u /* versions 1-2: unique, opcode, phase, nodeid */
 
 struct ho_hdr {
     char magic[8];

@@ -137,25 +137,108 @@ static void test_import_roundtrip(void)
     ho_free(n3);
 }
 
-static void test_import_v1(void)
+/* Images in the previous formats are accepted: version 1 (no handle
+ * blobs) and version 2 (records without counting progress). */
+static void test_import_old_versions(void)
 {
-    unsigned char buf[65536];
-    struct ho_init init = { 44, 0, 0x55 };
-    uint64_t ids[3] = { 1, 77, 0x8000000000000001ull };
-    uint64_t counts[3] = { 2, 1, 9 };
-    size_t len = ho_test_write_v1(buf, sizeof(buf), &init, ids, counts, 3);
-    CHECK(len > 0);
+    for (uint32_t v = 1; v <= 2; v++) {
+        unsigned char buf[65536];
+        struct ho_init init = { 44, 0, 0x55 };
+        uint64_t ids[3] = { 1, 77, 0x8000000000000001ull };
+        uint64_t counts[3] = { 2, 1, 9 };
+        struct ho_rec recs[2] = {
+            { .unique = 500, .opcode = 1, .phase = HO_REC_COUNTED, .pending_node = 77 },
+            { .unique = 501, .opcode = 44, .phase = HO_REC_DISPATCHED, .pending_node = 77 },
+        };
+        size_t len = ho_test_write_old(buf, sizeof(buf), v, &init, ids, counts, 3, recs, 2);
+        CHECK(len > 0);
+        struct ho_region *n = small();
+        struct ho_imported imp;
+        const char *why = NULL;
+        int rc = ho_import(n, buf, len, &imp, &why);
+        if (rc)
+            fprintf(stderr, "v%u import: %s\n", v, why);
+        CHECK(rc == 0 && imp.version == v && imp.nodes == 3);
+        CHECK(ho_node_lookups(n, 77) == 1 && ho_node_lookups(n, ids[2]) == 9);
+        CHECK(imp.init.proto_minor == 44);
+        const struct ho_rec *r = ho_imported_find(&imp, 500);
+        CHECK(r && r->phase == HO_REC_COUNTED);
+        /* an old record knows nothing about partial counting */
+        r = ho_imported_find(&imp, 501);
+        CHECK(r && r->phase == HO_REC_DISPATCHED && r->progress == 0);
+        free(imp.recs);
+        ho_free(n);
+    }
+}
+
+/* A daemon killed while counting a reply's entries: the record's progress
+ * plus the pending entry, resolved against the node's count, say exactly
+ * how many were counted — wherever the kill landed. */
+static void test_counting_progress_survives_kill(void)
+{
+    struct ho_region *h = small();
+    struct ho_rec *rec = ho_rec(h, 1, 3);
+    ho_rec_reset(rec);
+    *rec = (struct ho_rec){ .unique = 7000, .opcode = 44, .phase = HO_REC_DISPATCHED,
+                            .pending_idx = HO_NO_PENDING };
+    ho_node_ref(h, 12, NULL, 0); /* 12 was known before: count 1 */
+    CHECK(ho_node_ref_rec(h, rec, 11, NULL, 0) == 1);
+    CHECK(ho_node_ref_rec(h, rec, 12, NULL, 0) == 2);
+    CHECK(rec->progress == 2 && rec->pending_idx == 1 && rec->pending_before == 1);
+
+    struct {
+        uint64_t node, before, count_now;
+        uint32_t want;
+    } cases[] = {
+        /* killed after noting entry 2 (node 13, new), before incrementing */
+        { 13, 0, 0, 2 },
+        /* ...after incrementing, before the progress moved */
+        { 13, 0, 1, 3 },
+        /* an existing node: 12 had 2, the increment made it 3 */
+        { 12, 2, 3, 3 },
+        { 12, 2, 2, 2 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ho_region *old = small();
+        ho_node_ref_n(old, 11, 1, NULL, 0);
+        ho_node_ref_n(old, 12, cases[i].node == 12 ? cases[i].count_now : 2, NULL, 0);
+        if (cases[i].node == 13)
+            ho_node_ref_n(old, 13, cases[i].count_now, NULL, 0);
+        struct ho_rec *r = ho_rec(old, 1, 3);
+        *r = (struct ho_rec){ .unique = 7000, .opcode = 44, .phase = HO_REC_DISPATCHED,
+                              .pending_node = cases[i].node, .progress = 2,
+                              .pending_idx = 2, .pending_before = cases[i].before };
+        size_t len;
+        const void *img = ho_map_fd(ho_fd(old), &len);
+        CHECK(img != NULL);
+        struct ho_region *n = small();
+        struct ho_imported imp;
+        const char *why = NULL;
+        CHECK(ho_import(n, img, len, &imp, &why) == 0);
+        const struct ho_rec *got = ho_imported_find(&imp, 7000);
+        CHECK(got && got->progress == cases[i].want && got->pending_idx == HO_NO_PENDING);
+        if (got && got->progress != cases[i].want)
+            fprintf(stderr, "case %zu: progress %u, want %u\n", i, got->progress,
+                    cases[i].want);
+        free(imp.recs);
+        munmap((void *)img, len);
+        ho_free(n);
+        ho_free(old);
+    }
+    /* a pending note for an entry already past (progress moved on) is ignored */
+    rec->pending_idx = 1;
+    size_t len;
+    const void *img = ho_map_fd(ho_fd(h), &len);
     struct ho_region *n = small();
     struct ho_imported imp;
     const char *why = NULL;
-    int rc = ho_import(n, buf, len, &imp, &why);
-    if (rc)
-        fprintf(stderr, "v1 import: %s\n", why);
-    CHECK(rc == 0 && imp.version == 1 && imp.nodes == 3);
-    CHECK(ho_node_lookups(n, 77) == 1 && ho_node_lookups(n, ids[2]) == 9);
-    CHECK(imp.init.proto_minor == 44);
+    CHECK(img && ho_import(n, img, len, &imp, &why) == 0);
+    const struct ho_rec *got = ho_imported_find(&imp, 7000);
+    CHECK(got && got->progress == 2);
     free(imp.recs);
+    munmap((void *)img, len);
     ho_free(n);
+    ho_free(h);
 }
 
 int main(void)
@@ -163,7 +246,8 @@ int main(void)
     test_nodes();
     test_handles();
     test_import_roundtrip();
-    test_import_v1();
+    test_import_old_versions();
+    test_counting_progress_survives_kill();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
