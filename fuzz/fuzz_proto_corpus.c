@@ -137,6 +137,8 @@ static void mgmtd_seeds(void)
     SEED(t, "set-target", 8, mg_set_target_req, &st);
     struct mg_primary pr = {.node_id = 1, .addr = "127.0.0.1:9000", .lease_expires_ms = 77};
     SEED(t, "primary", 9, mg_primary, &pr);
+    struct mg_sync_done_req sd = {.target_id = 11, .chain_id = 100, .chain_version = 4};
+    SEED(t, "sync-done", 10, mg_sync_done_req, &sd);
 }
 
 static void meta_seeds(void)
@@ -233,6 +235,12 @@ static void storage_seeds(void)
     w.offset = (1u << 16) - 32;
     w.version = 4;
     SEED(t, "write-end", 0, stg_write_req, &w);
+    w.offset = 0;
+    w.flags = STG_WF_FULL;
+    SEED(t, "write-full", 0, stg_write_req, &w);
+    w.flags = STG_WF_ABSENT;
+    w.len = 0;
+    SEED(t, "write-absent", 0, stg_write_req, &w);
     struct stg_write_resp wr = {.version = 4, .chunk_len = 1u << 16};
     SEED(t, "write-resp", 1, stg_write_resp, &wr);
     struct stg_read_req rq = {.route = route, .chunk = chunk, .offset = 0, .len = 4096};
@@ -266,6 +274,8 @@ static void storage_seeds(void)
     sf.targets[1].id = 11;
     sf.targets[1].used = 5;
     SEED(t, "statfs-resp", 13, stg_statfs_resp, &sf);
+    struct stg_repair_req rp = {.route = route, .chunk = chunk, .dest_target = 11};
+    SEED(t, "repair", 14, stg_repair_req, &rp);
     sf.ntargets = 64;
     for (uint32_t i = 0; i < 64; i++) {
         sf.targets[i].id = 10 + i;

@@ -757,22 +757,35 @@ int mgc_create_table(struct mgc *m, const struct mg_create_table_req *req,
     return rc;
 }
 
+/* A call whose answer is empty and changes the routing: refresh after. */
+static int call_and_refresh(struct mgc *m, uint16_t method, struct wbuf *wb)
+{
+    void *p;
+    size_t plen;
+    char why[160];
+    int rc = wb->err ? ENOMEM
+                     : mgc_call(m, method, wb->data, wb->len, 10000, &p, &plen, why, sizeof(why));
+    wb_free(wb);
+    if (rc == 0) {
+        free(p);
+        kick_refresh(m);
+    }
+    return rc;
+}
+
 int mgc_set_target(struct mgc *m, uint32_t target_id, uint8_t state)
 {
     struct mg_set_target_req req = { .target_id = target_id, .state = state };
     struct wbuf wb;
     wb_init(&wb, 0);
     mg_set_target_req_enc(&wb, &req);
-    void *p;
-    size_t plen;
-    char why[160];
-    int rc = wb.err ? ENOMEM
-                    : mgc_call(m, MG_SET_TARGET, wb.data, wb.len, 10000, &p, &plen, why,
-                               sizeof(why));
-    wb_free(&wb);
-    if (rc == 0) {
-        free(p);
-        kick_refresh(m);
-    }
-    return rc;
+    return call_and_refresh(m, MG_SET_TARGET, &wb);
+}
+
+int mgc_sync_done(struct mgc *m, const struct mg_sync_done_req *req)
+{
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    mg_sync_done_req_enc(&wb, req);
+    return call_and_refresh(m, MG_SYNC_DONE, &wb);
 }

@@ -83,5 +83,8 @@ uint32_t mgc_alive_nodes(const struct mg_routing *r, uint8_t type, const struct 
 int mgc_create_table(struct mgc *m, const struct mg_create_table_req *req,
                      struct mg_create_table_resp *resp);
 int mgc_set_target(struct mgc *m, uint32_t target_id, uint8_t state);
+/* Storage: the SYNCING target in req caught up (resync). 0 or status
+ * (VF_E_STALE_CHAIN: the chain changed meanwhile). */
+int mgc_sync_done(struct mgc *m, const struct mg_sync_done_req *req);
 
 #endif

@@ -260,6 +260,36 @@ static void h_set_target(struct rpc_call *c, void *arg)
     reply_status(m, c, mg_apply_change(m, do_set_target, &req, NULL));
 }
 
+/* ---- MG_SYNC_DONE ---- */
+
+static int do_sync_done(struct mgmtd *m, struct mg_state *st, void *arg)
+{
+    (void)m;
+    const struct mg_sync_done_req *req = arg;
+    int rc = st_sync_done(st, req->target_id, req->chain_id, req->chain_version);
+    if (rc)
+        LOG_WARN("mgmtd", "sync of target %u in chain %u (version %llu) not accepted: %s",
+                 req->target_id, req->chain_id, (unsigned long long)req->chain_version,
+                 vf_strstatus(rc));
+    else
+        LOG_INFO("mgmtd", "target %u caught up: SERVING in chain %u", req->target_id,
+                 req->chain_id);
+    return rc;
+}
+
+static void h_sync_done(struct rpc_call *c, void *arg)
+{
+    struct mgmtd *m = arg;
+    size_t len;
+    const void *p = rpc_call_payload(c, &len);
+    struct mg_sync_done_req req;
+    if (mg_sync_done_req_dec(p, len, &req) != 0) {
+        rpc_reply(c, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    reply_status(m, c, mg_apply_change(m, do_sync_done, &req, NULL));
+}
+
 /* ---- MG_UNREGISTER ---- */
 
 static int do_unregister(struct mgmtd *m, struct mg_state *st, void *arg)
@@ -331,6 +361,7 @@ int mg_register_handlers(struct mgmtd *m)
         { MG_SET_TARGET, RPC_EXEC_WORKER, h_set_target },
         { MG_WHO_PRIMARY, RPC_EXEC_INLINE, h_who_primary },
         { MG_UNREGISTER, RPC_EXEC_WORKER, h_unregister },
+        { MG_SYNC_DONE, RPC_EXEC_WORKER, h_sync_done },
     };
     for (size_t i = 0; i < ARRAY_SIZE(table); i++)
         if (rpc_server_handle(m->srv, table[i].method, table[i].exec, table[i].fn, m) != 0)

@@ -153,6 +153,34 @@ static void chain_member_changed(struct mg_state *st, uint32_t chain_id)
         st_chain_reorder(st, c, true);
 }
 
+static bool chain_has_other_serving(struct mg_state *st, uint32_t chain_id, uint32_t except)
+{
+    struct mg_chain *c = st_find_chain(st, chain_id);
+    for (uint32_t i = 0; c && i < c->ntargets && i < VF_MAX_REPLICAS; i++) {
+        struct mg_target *t = st_find_target(st, c->targets[i]);
+        if (t && t->id != except && t->state == TS_SERVING)
+            return true;
+    }
+    return false;
+}
+
+int st_sync_done(struct mg_state *st, uint32_t target_id, uint32_t chain_id,
+                 uint64_t chain_version)
+{
+    struct mg_target *t = st_find_target(st, target_id);
+    struct mg_chain *c = st_find_chain(st, chain_id);
+    if (!t || !c)
+        return ENOENT;
+    if (t->chain_id != chain_id || t->state != TS_SYNCING)
+        return EINVAL;
+    if (c->version != chain_version)
+        return VF_E_STALE_CHAIN;
+    t->state = TS_SERVING;
+    chain_member_changed(st, chain_id);
+    st->version++;
+    return 0;
+}
+
 static bool valid_node_type(uint8_t t)
 {
     return t == NODE_META || t == NODE_STORAGE || t == NODE_CLIENT;
@@ -215,18 +243,24 @@ int st_register(struct mg_state *st, const struct mg_register_req *req, uint32_t
         }
         t->capacity = r->capacity;
         t->used = r->used;
-        if (!was_alive && t->state == TS_OFFLINE) {
-            if (t->chain_id) {
-                /* TODO(resync): a returning target must catch up through SYNCING
-                 * before it serves; until full resync lands it rejoins in place. */
-                LOG_WARN("mgmtd", "target %u of node %u rejoins chain %u as SERVING without "
-                         "resync (full resync not implemented yet)", t->id, id, t->chain_id);
-                t->state = TS_SERVING;
+        if (t->chain_id && t->state != TS_SYNCING) {
+            /* a new process may have missed writes (or lost its disk) */
+            bool other = chain_has_other_serving(st, t->chain_id, t->id);
+            uint8_t want = other ? TS_SYNCING : TS_SERVING;
+            if (!other)
+                LOG_WARN("mgmtd", "target %u of node %u returns to chain %u as SERVING: no "
+                         "other member serves, nobody to resync it from", t->id, id,
+                         t->chain_id);
+            if (t->state != want) {
+                LOG_INFO("mgmtd", "target %u of node %u returns to chain %u as %s", t->id, id,
+                         t->chain_id, vf_target_state_name(want));
+                t->state = want;
                 chain_member_changed(st, t->chain_id);
-            } else {
-                t->state = TS_WAITING;
             }
+        } else if (!t->chain_id && t->state == TS_OFFLINE) {
+            t->state = TS_WAITING;
         }
+        (void)was_alive;
     }
     st->version++;
     *node_id_out = id;

@@ -45,6 +45,10 @@ int st_add_table(struct mg_state *st, const struct mg_table *t); /* copies t->ch
 
 /* Register (or re-register) a node. now_real_ms: CLOCK_REALTIME for the
  * lease expiry shown in routing; now_mono_ms: for lease accounting.
+ * Registration means a new process (or one back after losing its lease):
+ * its chain targets may have missed updates, so each returns as SYNCING
+ * while another member of its chain is SERVING (a chain with none left
+ * takes it back as SERVING: there is nobody to catch up from).
  * *node_id_out gets the (possibly assigned) id. Errors: EINVAL (bad type,
  * too many targets), EEXIST (id taken by another node type, or a target
  * owned by another node). */
@@ -54,6 +58,13 @@ int st_register(struct mg_state *st, const struct mg_register_req *req, uint32_t
 /* The node stops holding a lease (expired or left): alive=0, its targets go
  * OFFLINE, their chains are reordered. ENOENT if unknown. */
 int st_node_down(struct mg_state *st, uint32_t node_id);
+
+/* A SYNCING target caught up with its chain at chain_version: it becomes
+ * SERVING (the chain's new tail). ENOENT (no such target/chain), EINVAL
+ * (not SYNCING, or not in that chain), VF_E_STALE_CHAIN (the chain moved
+ * on since: the pass must run again). */
+int st_sync_done(struct mg_state *st, uint32_t target_id, uint32_t chain_id,
+                 uint64_t chain_version);
 
 /* Admin: set one target's state. ENOENT / EINVAL. */
 int st_set_target(struct mg_state *st, uint32_t target_id, uint8_t state);

@@ -226,6 +226,15 @@ static int set_target(const char *addr, uint32_t tid, uint8_t state)
     return call(addr, MG_SET_TARGET, &wb, NULL, NULL);
 }
 
+static int sync_done(const char *addr, uint32_t tid, uint32_t chain, uint64_t chain_version)
+{
+    struct mg_sync_done_req req = { tid, chain, chain_version };
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    mg_sync_done_req_enc(&wb, &req);
+    return call(addr, MG_SYNC_DONE, &wb, NULL, NULL);
+}
+
 static int create_table(const char *addr, uint32_t replicas, uint32_t nchains,
                         struct mg_create_table_resp *out)
 {
@@ -405,8 +414,20 @@ static void test_table_and_leases(void)
     CHECK(rr.routing_version > version);
     routing_now(addr, &r, &version);
     CHECK(mgc_find_node(&r, 13)->alive);
-    CHECK_EQ(mgc_find_target(&r, 301)->state, TS_SERVING);
+    /* back, but it may have missed writes: SYNCING, last in its chain */
+    CHECK_EQ(mgc_find_target(&r, 301)->state, TS_SYNCING);
     CHECK_EQ(mgc_find_chain(&r, chain13)->version, 3);
+    CHECK_EQ(mgc_find_chain(&r, chain13)->targets[2], 301);
+    mg_routing_free(&r);
+    /* the predecessor reports it synced: only at the chain's current version */
+    CHECK_EQ(sync_done(addr, 301, chain13, 2), VF_E_STALE_CHAIN);
+    CHECK_EQ(sync_done(addr, 301, chain13 + 1000, 3), ENOENT);
+    CHECK_EQ(sync_done(addr, 301, chain13, 3), 0);
+    CHECK_EQ(sync_done(addr, 301, chain13, 4), EINVAL); /* not SYNCING any more */
+    routing_now(addr, &r, &version);
+    CHECK_EQ(mgc_find_target(&r, 301)->state, TS_SERVING);
+    CHECK_EQ(mgc_find_chain(&r, chain13)->version, 4);
+    CHECK_EQ(mgc_find_target(&r, tids[2][1])->state, TS_SYNCING); /* its other target */
     mg_routing_free(&r);
     __atomic_store_n(&b.ids[2], 13, __ATOMIC_RELAXED);
     __atomic_store_n(&b.n, 3, __ATOMIC_RELEASE); /* keep 13 alive from now on */

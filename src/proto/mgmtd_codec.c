@@ -393,6 +393,24 @@ int mg_set_target_req_dec(const void *buf, size_t len, struct mg_set_target_req 
     return proto_finish(&rb);
 }
 
+void mg_sync_done_req_enc(struct wbuf *wb, const struct mg_sync_done_req *m)
+{
+    wb_u32(wb, m->target_id);
+    wb_u32(wb, m->chain_id);
+    wb_u64(wb, m->chain_version);
+}
+
+int mg_sync_done_req_dec(const void *buf, size_t len, struct mg_sync_done_req *m)
+{
+    struct rbuf rb;
+    rb_init(&rb, buf, len);
+    memset(m, 0, sizeof(*m));
+    m->target_id = rb_u32(&rb);
+    m->chain_id = rb_u32(&rb);
+    m->chain_version = rb_u64(&rb);
+    return proto_finish(&rb);
+}
+
 void mg_primary_enc(struct wbuf *wb, const struct mg_primary *m)
 {
     wb_u32(wb, m->node_id);

@@ -10,7 +10,10 @@
  * Chain order: targets[0] is the head, targets[n-1] the tail among the
  * targets that are SERVING; SYNCING targets follow the serving ones (they
  * receive forwarded writes but serve no reads); OFFLINE targets are at the
- * end and take no traffic.
+ * end and take no traffic. A target whose node registers (a new process,
+ * or one back after losing its lease) returns to its chain as SYNCING
+ * while another member is SERVING; the chain's last SERVING target
+ * resyncs it (storage_proto.h) and reports MG_SYNC_DONE.
  */
 #ifndef VALORFS_PROTO_MGMTD_PROTO_H
 #define VALORFS_PROTO_MGMTD_PROTO_H
@@ -25,6 +28,7 @@ enum mgmtd_method {
     MG_SET_TARGET = 0x0105,     /* mg_set_target_req -> empty (admin: change a target's state) */
     MG_WHO_PRIMARY = 0x0106,    /* empty -> mg_primary */
     MG_UNREGISTER = 0x0107,     /* mg_heartbeat_req (node_id only) -> empty: graceful leave */
+    MG_SYNC_DONE = 0x0108,      /* mg_sync_done_req -> empty: a SYNCING target caught up */
 };
 
 enum vf_node_type { NODE_MGMTD = 1, NODE_META = 2, NODE_STORAGE = 3, NODE_CLIENT = 4 };
@@ -140,6 +144,16 @@ struct mg_set_target_req {
     uint8_t state;             /* vf_target_state */
 };
 PROTO_CODEC(mg_set_target_req);
+
+/* Sent by the predecessor that resynced target_id, for the chain version
+ * it synced under: mgmtd makes the target SERVING only if the chain is
+ * still at that version (else VF_E_STALE_CHAIN: sync again). */
+struct mg_sync_done_req {
+    uint32_t target_id;
+    uint32_t chain_id;
+    uint64_t chain_version;
+};
+PROTO_CODEC(mg_sync_done_req);
 
 struct mg_primary {
     uint32_t node_id;          /* 0 = none yet */

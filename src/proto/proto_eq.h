@@ -186,7 +186,8 @@ static inline bool stg_chunk_id_eq(const struct stg_chunk_id *a, const struct st
 static inline bool stg_write_req_eq(const struct stg_write_req *a, const struct stg_write_req *b)
 {
     return stg_route_eq(&a->route, &b->route) && stg_chunk_id_eq(&a->chunk, &b->chunk) &&
-           EQ_F(chunk_size) && EQ_F(offset) && EQ_F(version) && EQ_F(tag) && EQ_BYTES(data, len);
+           EQ_F(chunk_size) && EQ_F(offset) && EQ_F(version) && EQ_F(tag) && EQ_F(flags) &&
+           EQ_BYTES(data, len);
 }
 
 static inline bool stg_write_resp_eq(const struct stg_write_resp *a,
@@ -256,6 +257,19 @@ static inline bool stg_list_resp_eq(const struct stg_list_resp *a, const struct 
         if (!stg_chunk_meta_eq(&a->chunks[i], &b->chunks[i]))
             return false;
     return true;
+}
+
+static inline bool stg_repair_req_eq(const struct stg_repair_req *a,
+                                     const struct stg_repair_req *b)
+{
+    return stg_route_eq(&a->route, &b->route) && stg_chunk_id_eq(&a->chunk, &b->chunk) &&
+           EQ_F(dest_target);
+}
+
+static inline bool mg_sync_done_req_eq(const struct mg_sync_done_req *a,
+                                       const struct mg_sync_done_req *b)
+{
+    return EQ_F(target_id) && EQ_F(chain_id) && EQ_F(chain_version);
 }
 
 static inline bool stg_sync_req_eq(const struct stg_sync_req *a, const struct stg_sync_req *b)

@@ -50,6 +50,7 @@ void stg_write_req_enc(struct wbuf *wb, const struct stg_write_req *m)
     wb_u32(wb, m->offset);
     wb_u64(wb, m->version);
     wb_u64(wb, m->tag);
+    wb_u8(wb, m->flags);
     wb_str(wb, m->data, m->len);
 }
 
@@ -65,6 +66,9 @@ int stg_write_req_dec(const void *buf, size_t len, struct stg_write_req *m)
     rb_require(&rb, proto_chunk_size_ok(m->chunk_size) && m->offset <= m->chunk_size);
     m->version = rb_u64(&rb);
     m->tag = rb_u64(&rb);
+    m->flags = rb_u8(&rb);
+    rb_require(&rb, (m->flags & ~(STG_WF_FULL | STG_WF_ABSENT)) == 0 &&
+                        (!m->flags || (m->offset == 0 && m->version != 0)));
     uint32_t n = 0;
     const uint8_t *d = rb.err ? NULL : rb_str(&rb, m->chunk_size - m->offset, &n);
     int rc = proto_finish(&rb);
@@ -357,6 +361,24 @@ int stg_sync_req_dec(const void *buf, size_t len, struct stg_sync_req *m)
     rb_init(&rb, buf, len);
     memset(m, 0, sizeof(*m));
     m->target_id = rb_u32(&rb);
+    return proto_finish(&rb);
+}
+
+void stg_repair_req_enc(struct wbuf *wb, const struct stg_repair_req *m)
+{
+    route_enc(wb, &m->route);
+    chunk_id_enc(wb, &m->chunk);
+    wb_u32(wb, m->dest_target);
+}
+
+int stg_repair_req_dec(const void *buf, size_t len, struct stg_repair_req *m)
+{
+    struct rbuf rb;
+    rb_init(&rb, buf, len);
+    memset(m, 0, sizeof(*m));
+    route_dec(&rb, &m->route);
+    chunk_id_dec(&rb, &m->chunk);
+    m->dest_target = rb_u32(&rb);
     return proto_finish(&rb);
 }
 

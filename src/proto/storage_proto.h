@@ -15,6 +15,18 @@
  * on the way. Reads go to any serving replica: a replica whose chunk is
  * dirty returns the last committed version (or asks the tail).
  * STG_TRUNCATE and STG_REMOVE travel the chain the same way.
+ *
+ * Resync. A target that returns to its chain is SYNCING: it is the chain's
+ * last member, takes every write, serves no reads. Its predecessor (the
+ * last SERVING target) forwards whole chunks to it (STG_WF_FULL: the data
+ * is the chunk's entire content at that version, replacing what is there),
+ * because a SYNCING target may have missed earlier updates that a partial
+ * write would build on. The predecessor also walks its chunks beside the
+ * syncing target's (STG_LIST) and pushes, under the chunk's turn, every
+ * chunk that differs in version or CRC32C (FULL) or that it does not have
+ * (STG_WF_ABSENT: remove it); then it tells mgmtd, which makes the target
+ * SERVING. A replica that finds a chunk failing its CRC asks a serving peer
+ * to push it the same way (STG_REPAIR).
  */
 #ifndef VALORFS_PROTO_STORAGE_PROTO_H
 #define VALORFS_PROTO_STORAGE_PROTO_H
@@ -31,6 +43,13 @@ enum storage_method {
     STG_LIST = 0x0307,         /* stg_list_req -> stg_list_resp (one target) */
     STG_SYNC = 0x0308,         /* stg_sync_req -> empty: fsync a target (0 = all) */
     STG_STATFS = 0x0309,       /* empty -> stg_statfs_resp */
+    STG_REPAIR = 0x030A,       /* stg_repair_req -> empty: push a chunk to a damaged replica */
+};
+
+/* stg_write_req.flags */
+enum {
+    STG_WF_FULL = 1,           /* data is the whole chunk at `version`: replace */
+    STG_WF_ABSENT = 2,         /* the chunk does not exist at `version`: remove it */
 };
 
 struct stg_chunk_id {
@@ -51,7 +70,8 @@ struct stg_write_req {
     uint32_t offset;           /* within the chunk; offset + len <= chunk_size */
     uint64_t version;          /* 0 from a client; set by the head */
     uint64_t tag;              /* client id << 32 | sequence: de-duplicates retries */
-    const void *data;
+    uint8_t flags;             /* STG_WF_* (0 from clients) */
+    const void *data;          /* encoded last: forwarding patches its length */
     uint32_t len;
 };
 PROTO_CODEC(stg_write_req);
@@ -146,6 +166,13 @@ struct stg_sync_req {
     uint32_t target_id;        /* 0 = every target of the node */
 };
 PROTO_CODEC(stg_sync_req);
+
+struct stg_repair_req {
+    struct stg_route route;    /* the receiving (healthy, SERVING) replica */
+    struct stg_chunk_id chunk;
+    uint32_t dest_target;      /* the replica whose copy failed its CRC */
+};
+PROTO_CODEC(stg_repair_req);
 
 struct stg_statfs_resp {
     uint32_t ntargets;

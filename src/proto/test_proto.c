@@ -661,6 +661,32 @@ static void test_storage_roundtrips(void)
     w.len = 0;
     w.offset = 64u << 10; /* an empty write at the end of the chunk */
     ROUNDTRIP(stg_write_req, &w, nofree);
+    /* a whole-chunk push (resync) and an absent one; flags only with offset
+     * 0 and a version, and no unknown flag bits */
+    w.offset = 0;
+    w.data = data;
+    w.len = sizeof(data);
+    w.flags = STG_WF_FULL;
+    ROUNDTRIP(stg_write_req, &w, nofree);
+    w.flags = STG_WF_ABSENT;
+    w.len = 0;
+    w.data = NULL;
+    ROUNDTRIP(stg_write_req, &w, nofree);
+    {
+        struct stg_write_req bad[3] = {w, w, w};
+        bad[0].flags = 4;
+        bad[1].flags = STG_WF_FULL, bad[1].offset = 1;
+        bad[2].flags = STG_WF_FULL, bad[2].version = 0;
+        for (int i = 0; i < 3; i++) {
+            struct wbuf b;
+            wb_init(&b, 0);
+            stg_write_req_enc(&b, &bad[i]);
+            struct stg_write_req got;
+            CHECK(!b.err && stg_write_req_dec(b.data, b.len, &got) == -EBADMSG);
+            wb_free(&b);
+        }
+    }
+    w.flags = 0;
 
     struct stg_write_resp wr = {.version = 4, .chunk_len = 65536};
     ROUNDTRIP(stg_write_resp, &wr, nofree);
@@ -694,6 +720,10 @@ static void test_storage_roundtrips(void)
     ROUNDTRIP(stg_list_resp, &lr0, stg_list_resp_free);
     struct stg_sync_req sy = {.target_id = 0};
     ROUNDTRIP(stg_sync_req, &sy, nofree);
+    struct stg_repair_req rp = {.route = {5, 6, 7}, .chunk = {0x99, 3}, .dest_target = 8};
+    ROUNDTRIP(stg_repair_req, &rp, nofree);
+    struct mg_sync_done_req sd = {.target_id = 11, .chain_id = 100, .chain_version = 1ull << 40};
+    ROUNDTRIP(mg_sync_done_req, &sd, nofree);
     struct stg_statfs_resp sf = {.ntargets = 64};
     for (uint32_t i = 0; i < 64; i++) {
         sf.targets[i].id = i + 100;
@@ -717,6 +747,7 @@ static void enc_write(struct wbuf *wb, uint32_t chunk_size, uint32_t offset, uin
     wb_u32(wb, offset);
     wb_u64(wb, 6);
     wb_u64(wb, 7);
+    wb_u8(wb, 0); /* flags */
     wb_u32(wb, announced);
     wb_bytes(wb, zeros, present);
 }

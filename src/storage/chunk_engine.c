@@ -617,6 +617,34 @@ out:
     return rc;
 }
 
+int ce_replace(struct ce_target *t, uint64_t ino, uint32_t index, const void *data, uint32_t n,
+               uint64_t version, struct ce_meta *out)
+{
+    pthread_rwlock_t *lk = stripe_of(t, ino, index);
+    pthread_rwlock_wrlock(lk);
+    struct ce_meta m = { .version = version, .len = n, .crc32c = crc32c(data, n) };
+    int rc;
+    int fd = open_chunk(t, ino, index, O_RDWR | O_CREAT);
+    if (fd < 0) {
+        rc = fd;
+        goto out;
+    }
+    rc = write_direct(t, ino, index, data, n, 0);
+    if (rc == 0)
+        rc = pwrite_full(fd, data, n, 0);
+    if (rc >= 0)
+        rc = ftruncate(fd, n) < 0 ? -errno : 0;
+    close(fd);
+    if (rc < 0)
+        goto out;
+    dirty_add(t, ino, index);
+    if ((rc = meta_put(t, ino, index, &m)) == 0 && out)
+        *out = m;
+out:
+    pthread_rwlock_unlock(lk);
+    return rc;
+}
+
 int ce_truncate(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t new_len,
                 uint64_t version, struct ce_meta *out)
 {

@@ -91,6 +91,11 @@ int ce_read_ex(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offse
 int ce_write(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset,
              const void *data, uint32_t n, uint64_t version, struct ce_meta *out);
 
+/* Make the chunk exactly data[0, n) as version `version`, whatever it held
+ * before (creating it when absent): a resync or repair push. */
+int ce_replace(struct ce_target *t, uint64_t ino, uint32_t index, const void *data, uint32_t n,
+               uint64_t version, struct ce_meta *out);
+
 /* Cut a chunk to new_len (no-op when it is not longer), as version
  * `version`. -ENOENT when absent. */
 int ce_truncate(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t new_len,

@@ -12,6 +12,7 @@
 #include "storage/craq.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,6 +232,7 @@ static void op_start_job(void *arg) { op_start(arg); }
 static void op_free(struct craq_op *op)
 {
     wb_free(&op->fwd);
+    free(op->full_buf);
     free(op);
 }
 
@@ -285,6 +287,10 @@ static int status_of(int rc)
 
 static void reply_result(struct craq_op *op, int status, const struct stg_write_resp *resp)
 {
+    if (op->done) {
+        op->done(op->done_arg, status, status ? NULL : resp);
+        return;
+    }
     if (status != 0 || op->method == STG_REMOVE || !resp) {
         rpc_reply(op->call, status, NULL, 0);
         return;
@@ -378,10 +384,21 @@ static void apply_reply(struct craq_op *op)
     int rc = 0;
     if (s->o.before_apply)
         s->o.before_apply(s->o.hook_arg, op->tgt->id, op->method);
-    if (op->method == STG_WRITE) {
+    if (op->push) {
+        resp.version = op->req.w.version; /* the copy lives on where it came from */
+        resp.chunk_len = op->full_len;
+    } else if (op->method == STG_WRITE) {
         const struct stg_write_req *w = &op->req.w;
         struct ce_meta m = { 0 };
-        rc = ce_write(ce, w->chunk.ino, w->chunk.index, w->offset, w->data, w->len, w->version, &m);
+        if (w->flags & STG_WF_ABSENT) {
+            rc = ce_remove(ce, w->chunk.ino, w->chunk.index);
+            rc = rc == -ENOENT ? 0 : rc;
+        } else if (w->flags & STG_WF_FULL) {
+            rc = ce_replace(ce, w->chunk.ino, w->chunk.index, w->data, w->len, w->version, &m);
+        } else {
+            rc = ce_write(ce, w->chunk.ino, w->chunk.index, w->offset, w->data, w->len,
+                          w->version, &m);
+        }
         resp.version = m.version;
         resp.chunk_len = m.len;
     } else if (op->method == STG_TRUNCATE) {
@@ -446,18 +463,26 @@ static void forward(struct craq_op *op)
          * the header with an empty data field, then set its u32 length (the
          * last 4 bytes: data is the final length-prefixed field). */
         struct stg_write_req h = op->req.w;
+        const void *data = op->req.w.data;
+        uint32_t n = op->req.w.len;
         h.route.target_id = op->succ_target;
+        if (op->full_buf || (op->fwd_flags & STG_WF_ABSENT)) {
+            h.offset = 0;
+            data = op->full_buf;
+            n = op->full_len;
+        }
+        h.flags = op->fwd_flags;
         h.data = NULL;
         h.len = 0;
         stg_write_req_enc(&op->fwd, &h);
         if (!op->fwd.err && op->fwd.len >= 4) {
             uint8_t *p = op->fwd.data + op->fwd.len - 4;
             for (int i = 0; i < 4; i++)
-                p[i] = (uint8_t)(op->req.w.len >> (8 * i));
+                p[i] = (uint8_t)(n >> (8 * i));
         }
-        if (op->req.w.len) {
-            iov[1].iov_base = (void *)op->req.w.data;
-            iov[1].iov_len = op->req.w.len;
+        if (n) {
+            iov[1].iov_base = (void *)data;
+            iov[1].iov_len = n;
             iovcnt = 2;
         }
     } else if (op->method == STG_TRUNCATE) {
@@ -490,17 +515,97 @@ static void forward(struct craq_op *op)
 
 /* ---------------- start ---------------- */
 
+/* The smallest chunk size the codec accepts that holds len bytes: a push
+ * does not know the file's chunk size, and the receiver only checks it. */
+static uint32_t push_chunk_size(uint32_t len)
+{
+    uint32_t cs = 64u << 10;
+    while (cs < len && cs < (64u << 20))
+        cs <<= 1;
+    return cs;
+}
+
+/* Our committed copy of the chunk, whole: the payload of a push. */
+static int load_committed(struct craq_op *op, bool absent)
+{
+    struct stg_write_req *w = &op->req.w;
+    if (absent) {
+        op->fwd_flags = STG_WF_ABSENT;
+        op->full_len = 0;
+        w->chunk_size = push_chunk_size(0);
+        return 0; /* w->version stays non-zero: the receiver removes it */
+    }
+    struct ce_meta m;
+    int rc = ce_get_meta(op->tgt->ce, op->ino, op->index, &m);
+    if (rc == -ENOENT)
+        return load_committed(op, true);
+    if (rc < 0)
+        return rc;
+    op->full_buf = malloc(m.len ? m.len : 1);
+    if (!op->full_buf)
+        return -ENOMEM;
+    uint32_t nread = 0;
+    rc = ce_read(op->tgt->ce, op->ino, op->index, 0, m.len, op->full_buf, &nread, &m);
+    if (rc < 0)
+        return rc;
+    if (nread != m.len || crc32c(op->full_buf, nread) != m.crc32c) {
+        LOG_ERROR("craq", "push target=%u ino=%llx index=%u: our own copy fails its CRC32C",
+                  op->tgt->id, (unsigned long long)op->ino, op->index);
+        return -VF_E_CHECKSUM;
+    }
+    op->fwd_flags = STG_WF_FULL;
+    op->full_len = nread;
+    w->version = m.version ? m.version : 1;
+    w->chunk_size = push_chunk_size(nread);
+    return 0;
+}
+
+/* A write going to a SYNCING successor travels as the whole chunk it
+ * makes: our committed bytes (we hold the turn) with the write laid over. */
+static int build_whole(struct craq_op *op, const struct ce_meta *cur)
+{
+    const struct stg_write_req *w = &op->req.w;
+    uint32_t end = w->len ? MAX(cur->len, w->offset + w->len) : cur->len;
+    op->full_buf = calloc(1, end ? end : 1);
+    if (!op->full_buf)
+        return -ENOMEM;
+    uint32_t nread = 0;
+    struct ce_meta m;
+    if (cur->len) {
+        int rc = ce_read(op->tgt->ce, op->ino, op->index, 0, cur->len, op->full_buf, &nread, &m);
+        if (rc < 0)
+            return rc;
+    }
+    if (w->len)
+        memcpy((uint8_t *)op->full_buf + w->offset, w->data, w->len);
+    op->full_len = end;
+    op->fwd_flags = STG_WF_FULL;
+    return 0;
+}
+
+static void op_fail(struct craq_op *op, int rc)
+{
+    struct craq_shard *sh = shard_of(op->tgt, op->ino);
+    pthread_mutex_lock(&sh->mu);
+    op->cs->dirty = false;
+    pthread_mutex_unlock(&sh->mu);
+    reply_result(op, status_of(rc), NULL);
+    op_finish(op);
+}
+
 static void op_start(struct craq_op *op)
 {
     struct craq_shard *sh = shard_of(op->tgt, op->ino);
     struct stg_write_resp dup;
     struct ce_meta cur = { 0 };
+    bool absent = false;
     int rc = 0;
     /* we hold the turn: nothing else changes this chunk's committed state */
     if (op->method == STG_WRITE) {
         rc = ce_get_meta(op->tgt->ce, op->ino, op->index, &cur);
         if (rc == -ENOENT) {
             memset(&cur, 0, sizeof(cur));
+            absent = true;
             rc = 0;
         }
         if (rc < 0) {
@@ -508,6 +613,13 @@ static void op_start(struct craq_op *op)
             op_finish(op);
             return;
         }
+    }
+    if (op->push) {
+        if ((rc = load_committed(op, absent)) < 0)
+            op_fail(op, rc);
+        else
+            forward(op);
+        return;
     }
     pthread_mutex_lock(&sh->mu);
     struct cstate *cs = op->cs;
@@ -522,8 +634,10 @@ static void op_start(struct craq_op *op)
     if (op->method == STG_WRITE) {
         if (op->from_client) {
             op->req.w.version = MAX(cur.version, cs->last_assigned) + 1;
-        } else if (op->req.w.version <= cur.version) {
-            /* already applied here (a resent forward): acknowledge */
+        } else if (!op->req.w.flags && op->req.w.version <= cur.version) {
+            /* already applied here (a resent forward): acknowledge. A whole
+             * chunk is always applied: it replaces whatever a replica that
+             * missed updates holds, even under a higher version. */
             pthread_mutex_unlock(&sh->mu);
             dup.version = cur.version;
             dup.chunk_len = cur.len;
@@ -542,10 +656,44 @@ static void op_start(struct craq_op *op)
             op->req.rm.version = v;
     }
     pthread_mutex_unlock(&sh->mu);
-    if (op->succ_target)
-        forward(op);
-    else
+    if (!op->succ_target) {
         apply_reply(op);
+        return;
+    }
+    if (op->method == STG_WRITE) {
+        op->fwd_flags = op->req.w.flags; /* a whole chunk goes on as received */
+        if (!op->req.w.flags && op->succ_syncing && (rc = build_whole(op, &cur)) < 0) {
+            op_fail(op, rc);
+            return;
+        }
+    }
+    forward(op);
+}
+
+void craq_push(struct stg_service *s, struct local_target *t, const struct stg_route *dest,
+               const char *dest_addr, uint64_t ino, uint32_t index,
+               void (*done)(void *arg, int status, const struct stg_write_resp *resp),
+               void *arg)
+{
+    struct craq_op *op = calloc(1, sizeof(*op));
+    if (!op) {
+        done(arg, ENOMEM, NULL);
+        return;
+    }
+    op->svc = s;
+    op->method = STG_WRITE;
+    op->push = true;
+    op->done = done;
+    op->done_arg = arg;
+    op->ino = ino;
+    op->index = index;
+    op->req.w.route = *dest;
+    op->req.w.chunk = (struct stg_chunk_id){ ino, index };
+    op->req.w.chunk_size = push_chunk_size(0);
+    op->req.w.version = 1; /* not a client write; load_committed sets the real one */
+    struct route_info ri = { .tgt = t, .succ_target = dest->target_id };
+    snprintf(ri.succ_addr, sizeof(ri.succ_addr), "%s", dest_addr);
+    craq_submit(op, &ri);
 }
 
 void craq_submit(struct craq_op *op, const struct route_info *ri)
@@ -554,6 +702,7 @@ void craq_submit(struct craq_op *op, const struct route_info *ri)
     svc_inflight_add(s, 1);
     op->tgt = ri->tgt;
     op->succ_target = ri->succ_target;
+    op->succ_syncing = ri->succ_syncing;
     memcpy(op->succ_addr, ri->succ_addr, sizeof(op->succ_addr));
     op->from_client = op_version(op) == 0;
     wb_init(&op->fwd, 0);
@@ -563,7 +712,7 @@ void craq_submit(struct craq_op *op, const struct route_info *ri)
     op->cs = op->method == STG_WRITE ? cs_get(sh, op->ino, op->index, false) : op->gate;
     if (!op->gate || !op->cs) {
         pthread_mutex_unlock(&sh->mu);
-        rpc_reply(op->call, ENOMEM, NULL, 0);
+        reply_result(op, ENOMEM, NULL);
         op_free(op);
         svc_inflight_add(s, -1);
         return;

@@ -72,6 +72,10 @@ struct stg_service {
     pthread_mutex_t inflight_mu;
     pthread_cond_t inflight_cv;
     uint64_t inflight;       /* updates accepted and not answered yet */
+    struct resync *resync;   /* NULL without routing.report_synced */
+    pthread_mutex_t repair_mu;
+    uint64_t repairs_asked;  /* reads that found a chunk failing its CRC here */
+    uint32_t repairs_inflight;
 };
 
 /* What the request checks found out about the receiving replica. */
@@ -80,6 +84,7 @@ struct route_info {
     bool is_head;
     uint32_t succ_target;    /* 0 = this replica is the tail */
     char succ_addr[VF_MAX_ADDR + 1];
+    bool succ_syncing;       /* the successor is SYNCING: forward whole chunks */
 };
 
 struct craq_op {
@@ -106,6 +111,16 @@ struct craq_op {
      * arrives: the forward completes when both the caller and the callback
      * let go of it */
     atomic_int fwd_refs;
+    /* STG_WRITE forwarded as a whole chunk (STG_WF_FULL/ABSENT): to a
+     * SYNCING successor, as received, or as a push */
+    bool succ_syncing;
+    bool push;               /* send our committed copy, apply nothing here */
+    uint8_t fwd_flags;
+    void *full_buf;          /* owned; the forwarded chunk when we built it */
+    uint32_t full_len;
+    /* ops started here rather than by an RPC (call == NULL) answer this */
+    void (*done)(void *arg, int status, const struct stg_write_resp *resp);
+    void *done_arg;
 };
 
 struct local_target *svc_find_target(struct stg_service *s, uint32_t id);
@@ -113,6 +128,17 @@ struct local_target *svc_find_target(struct stg_service *s, uint32_t id);
 /* Start a chain update (decoded request in op->req, checks passed, op->call
  * open). Answers the call exactly once, now or later. */
 void craq_submit(struct craq_op *op, const struct route_info *ri);
+
+/* Push our committed copy of chunk (ino, index) of local target t to the
+ * replica named by dest (its target id, chain id and version) at dest_addr,
+ * under the chunk's turn here, so no update of the chunk is in flight
+ * meanwhile: a resync step (dest = our SYNCING successor) or a repair.
+ * done(arg, status, resp) runs exactly once, on a worker or RPC thread;
+ * resp (NULL on failure) says the version and length pushed. */
+void craq_push(struct stg_service *s, struct local_target *t, const struct stg_route *dest,
+               const char *dest_addr, uint64_t ino, uint32_t index,
+               void (*done)(void *arg, int status, const struct stg_write_resp *resp),
+               void *arg);
 
 /* True when the chunk has a pending (uncommitted) version here. */
 bool craq_chunk_dirty(struct local_target *t, uint64_t ino, uint32_t index);

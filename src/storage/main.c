@@ -261,10 +261,26 @@ static bool rt_lease_valid(void *arg)
     return m && mgc_lease_valid(m);
 }
 
+static int rt_report_synced(void *arg, const struct mg_sync_done_req *req)
+{
+    struct app *a = arg;
+    struct mgc *m = atomic_load(&a->mgc);
+    return m ? mgc_sync_done(m, req) : VF_E_NO_ROUTE;
+}
+
 static uint32_t report_targets(void *arg, struct mg_target_report *out, uint32_t max)
 {
     struct app *a = arg;
     return stg_service_report(a->svc, out, max);
+}
+
+/* A new routing may have made a successor SYNCING: look for resync work. */
+static void on_routing(void *arg, const struct mg_routing *r)
+{
+    (void)r;
+    struct app *a = arg;
+    if (a->svc)
+        stg_service_resync_kick(a->svc);
 }
 
 static void on_lease_lost(void *arg)
@@ -423,7 +439,7 @@ int main(int argc, char **argv)
     struct stg_service_opts so = {
         .node_id = st.node_id, .targets = targets, .ntargets = nt, .rpc = cli,
         .apply_threads = st.apply_threads, .forward_timeout_ms = (uint32_t)st.forward_timeout_ms,
-        .routing = { rt_acquire, rt_release, rt_refresh, rt_lease_valid, &app },
+        .routing = { rt_acquire, rt_release, rt_refresh, rt_lease_valid, rt_report_synced, &app },
     };
     app.svc = cli ? stg_service_new(&so) : NULL;
     srv = rpc_server_new(&(struct rpc_server_opts){
@@ -445,6 +461,7 @@ int main(int argc, char **argv)
     struct mgc_opts mo = {
         .mgmtd_addrs = st.mgmtd, .rpc = cli, .type = NODE_STORAGE, .node_id = st.node_id,
         .addr = st.advertise, .report_targets = report_targets, .on_lease_lost = on_lease_lost,
+        .on_routing = on_routing,
         .arg = &app,
     };
     struct mgc *m = mgc_start(&mo, err, sizeof(err));

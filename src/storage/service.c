@@ -12,6 +12,8 @@
 #include "rpc/rpc.h"
 #include "storage/chunk_engine.h"
 #include "storage/craq.h"
+#include "storage/repair.h"
+#include "storage/resync.h"
 #include "storage/service.h"
 #include "storage/workq.h"
 
@@ -97,6 +99,7 @@ static int check_snapshot(const struct mg_routing *r, const struct stg_route *rt
         return VF_E_NOT_SERVING;
     ri->is_head = pos == 0;
     ri->succ_target = 0;
+    ri->succ_syncing = false;
     ri->succ_addr[0] = '\0';
     if (acc == ACC_UPDATE) {
         /* the successor: the next member that takes writes */
@@ -108,6 +111,7 @@ static int check_snapshot(const struct mg_routing *r, const struct stg_route *rt
             if (!addr)
                 return VF_E_NO_ROUTE;
             ri->succ_target = nt->id;
+            ri->succ_syncing = nt->state == TS_SYNCING;
             snprintf(ri->succ_addr, sizeof(ri->succ_addr), "%s", addr);
             break;
         }
@@ -303,6 +307,12 @@ static bool serve_read(struct stg_service *s, struct rpc_call *call, bool nowait
         free(buf);
         return false;
     }
+    if (rc == -VF_E_CHECKSUM) {
+        LOG_ERROR("storage", "target=%u ino=%llx index=%u: chunk fails its CRC32C; the reader "
+                  "goes to another replica, a peer pushes a good copy",
+                  r.route.target_id, (unsigned long long)r.chunk.ino, r.chunk.index);
+        repair_ask(s, &r.route, r.chunk.ino, r.chunk.index);
+    }
     if (rc < 0) {
         free(buf);
         rpc_reply(call, status_of(rc), NULL, 0);
@@ -419,6 +429,25 @@ static void h_chunk_meta(struct rpc_call *call, void *arg)
     wb_init(&wb, 0);
     stg_chunk_meta_enc(&wb, &resp);
     reply_wb(call, &wb);
+}
+
+static void h_repair(struct rpc_call *call, void *arg)
+{
+    struct stg_service *s = arg;
+    size_t len;
+    const void *p = rpc_call_payload(call, &len);
+    struct stg_repair_req q;
+    if (stg_repair_req_dec(p, len, &q) < 0) {
+        rpc_reply(call, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    struct route_info ri;
+    int rc = check_route(s, &q.route, ACC_READ, false, &ri); /* we must be SERVING */
+    if (rc) {
+        rpc_reply(call, rc, NULL, 0);
+        return;
+    }
+    repair_serve(s, call, &q, ri.tgt);
 }
 
 static void h_list(struct rpc_call *call, void *arg)
@@ -548,6 +577,11 @@ struct stg_service *stg_service_new(const struct stg_service_opts *o)
         craq_target_init(&s->targets[i], s->o.state_soft_max,
                          (uint64_t)s->o.state_idle_ms * 1000000ull);
     }
+    pthread_mutex_init(&s->repair_mu, NULL);
+    if (s->o.routing.report_synced && !(s->resync = resync_start(s, s->o.resync_interval_ms))) {
+        stg_service_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -560,6 +594,7 @@ int stg_service_attach(struct stg_service *s, struct rpc_server *srv)
         { STG_WRITE, h_write },   { STG_READ, h_read },         { STG_TRUNCATE, h_truncate },
         { STG_REMOVE, h_remove }, { STG_QUERY, h_query },       { STG_CHUNK_META, h_chunk_meta },
         { STG_LIST, h_list },     { STG_SYNC, h_sync },         { STG_STATFS, h_statfs },
+        { STG_REPAIR, h_repair },
     };
     for (size_t i = 0; i < ARRAY_SIZE(tab); i++) {
         enum rpc_exec ex = tab[i].method == STG_READ ? RPC_EXEC_INLINE : RPC_EXEC_WORKER;
@@ -628,11 +663,23 @@ void stg_service_free(struct stg_service *s)
 {
     if (!s)
         return;
+    resync_stop(s->resync);
     workq_free(s->wq); /* runs whatever is still queued */
     for (uint32_t i = 0; i < s->ntargets; i++)
         craq_target_destroy(&s->targets[i]);
     pthread_mutex_destroy(&s->inflight_mu);
     pthread_cond_destroy(&s->inflight_cv);
+    pthread_mutex_destroy(&s->repair_mu);
     free(s->targets);
     free(s);
+}
+
+void stg_service_resync_stats(struct stg_service *s, struct resync_stats *out)
+{
+    resync_stats(s->resync, out);
+}
+
+void stg_service_resync_kick(struct stg_service *s)
+{
+    resync_kick(s->resync);
 }

@@ -21,6 +21,9 @@
  *    that status; the client retries once routing changes.
  *  - Retried client updates with the same tag are answered from a per-chunk
  *    memory of recent tags instead of being applied twice.
+ *  - A SYNCING successor gets every write as a whole chunk, and the last
+ *    SERVING target of a chain resyncs it (resync.h) when routing has
+ *    report_synced.
  *
  * Threads: all entry points are thread-safe. stg_service_drain() waits for
  * updates in flight; stg_service_free() must follow rpc_server_stop().
@@ -48,6 +51,9 @@ struct stg_routing_src {
     int (*refresh)(void *arg, uint32_t timeout_ms);
     /* False once the node's lease lapsed: stop serving. NULL = always. */
     bool (*lease_valid)(void *arg);
+    /* Tell mgmtd a SYNCING target caught up (resync.h): 0 or a status.
+     * NULL = this service runs no resync. */
+    int (*report_synced)(void *arg, const struct mg_sync_done_req *req);
     void *arg;
 };
 
@@ -65,6 +71,7 @@ struct stg_service_opts {
     uint32_t state_idle_ms;     /* forget a chunk's turn state (and its tag
                                  * memory) idle this long; default 30000 */
     uint32_t state_soft_max;    /* ...once a shard holds more; default 2048 */
+    uint32_t resync_interval_ms;/* how often to look for a SYNCING successor; default 500 */
     stg_apply_hook before_apply;
     void *hook_arg;
 };
@@ -81,6 +88,10 @@ uint32_t stg_service_report(struct stg_service *s, struct mg_target_report *out,
  * the states idle that long at once (tests). */
 void stg_service_set_state_limits(struct stg_service *s, uint32_t idle_ms, uint32_t soft_max,
                                   bool sweep_now);
+struct resync_stats;
+/* Resync counters (zeros without resync) and a nudge to look for work now. */
+void stg_service_resync_stats(struct stg_service *s, struct resync_stats *out);
+void stg_service_resync_kick(struct stg_service *s);
 /* Chunk turn states held in memory over every target (tests, stats). */
 uint64_t stg_service_state_count(struct stg_service *s);
 void stg_service_free(struct stg_service *s);

@@ -16,6 +16,7 @@
 #include "proto/storage_proto.h"
 #include "rpc/rpc.h"
 #include "storage/chunk_engine.h"
+#include "storage/resync.h"
 #include "storage/service.h"
 
 #define CHECK(cond)                                                                  \
@@ -80,6 +81,52 @@ static bool rt_lease(void *arg)
 {
     (void)arg;
     return atomic_load(&lease_ok);
+}
+
+/* What mgmtd does with MG_SYNC_DONE: the SYNCING target serves, the chain
+ * version moves on. */
+static atomic_int syncs_reported;
+static int rt_report_synced(void *arg, const struct mg_sync_done_req *req)
+{
+    (void)arg;
+    int rc = 0;
+    pthread_rwlock_wrlock(&rt_lock);
+    struct mg_target *t = NULL;
+    for (int i = 0; i < NREP; i++)
+        if (rt_targets[i].id == req->target_id)
+            t = &rt_targets[i];
+    if (!t || t->state != TS_SYNCING)
+        rc = EINVAL;
+    else if (req->chain_version != rt_chain.version)
+        rc = VF_E_STALE_CHAIN;
+    else {
+        t->state = TS_SERVING;
+        rt_chain.version++;
+        routing.version++;
+    }
+    pthread_rwlock_unlock(&rt_lock);
+    if (rc == 0)
+        atomic_fetch_add(&syncs_reported, 1);
+    return rc;
+}
+
+/* The last replica's state changes; the chain version moves on. */
+static uint64_t set_last_state(uint8_t state)
+{
+    pthread_rwlock_wrlock(&rt_lock);
+    rt_targets[NREP - 1].state = state;
+    uint64_t v = ++rt_chain.version;
+    routing.version++;
+    pthread_rwlock_unlock(&rt_lock);
+    return v;
+}
+
+static uint64_t chain_version_now(void)
+{
+    pthread_rwlock_rdlock(&rt_lock);
+    uint64_t v = rt_chain.version;
+    pthread_rwlock_unlock(&rt_lock);
+    return v;
 }
 
 /* ---------------- slow-tail hook ---------------- */
@@ -243,7 +290,9 @@ static void setup(void)
         struct stg_service_opts so = {
             .node_id = (uint32_t)i + 1, .targets = &n->ce, .ntargets = 1, .rpc = n->fwd,
             .apply_threads = 2, .forward_timeout_ms = 20000,
-            .routing = { rt_acquire, rt_release, rt_refresh, rt_lease, NULL },
+            .routing = { rt_acquire, rt_release, rt_refresh, rt_lease, rt_report_synced,
+                         NULL },
+            .resync_interval_ms = 50,
             .before_apply = before_apply,
         };
         n->svc = stg_service_new(&so);
@@ -643,6 +692,117 @@ static void test_throughput(void)
               m.len == CS);
 }
 
+/* Every target holds the same chunks with the same metadata and bytes. */
+static void check_targets_identical(void)
+{
+    struct ce_chunk a[256], b[256];
+    uint32_t na, nb;
+    bool eof;
+    CHECK(ce_list(nodes[0].ce, 0, 0, 0, 256, a, &na, &eof) == 0 && eof);
+    static uint8_t x[CS], y[CS];
+    for (int r = 1; r < NREP; r++) {
+        CHECK(ce_list(nodes[r].ce, 0, 0, 0, 256, b, &nb, &eof) == 0 && eof);
+        if (nb != na)
+            fprintf(stderr, "target %u has %u chunks, target %u has %u\n", tids[r], nb,
+                    tids[0], na);
+        CHECK(nb == na);
+        for (uint32_t i = 0; i < na; i++) {
+            CHECK(a[i].ino == b[i].ino && a[i].index == b[i].index);
+            CHECK(a[i].meta.version == b[i].meta.version && a[i].meta.len == b[i].meta.len &&
+                  a[i].meta.crc32c == b[i].meta.crc32c);
+            uint32_t nx, ny;
+            struct ce_meta mx, my;
+            CHECK(ce_read(nodes[0].ce, a[i].ino, a[i].index, 0, CS, x, &nx, &mx) == 0);
+            CHECK(ce_read(nodes[r].ce, b[i].ino, b[i].index, 0, CS, y, &ny, &my) == 0);
+            CHECK(nx == ny && memcmp(x, y, nx) == 0);
+        }
+    }
+}
+
+struct sync_writer {
+    atomic_bool stop;
+    int writes;
+};
+
+/* Keeps rewriting pieces of chunks 0x5000/2..5 while the resync runs:
+ * each write reaches the SYNCING target as a whole chunk. */
+static void *sync_writer_main(void *arg)
+{
+    struct sync_writer *w = arg;
+    static uint8_t piece[8192];
+    for (unsigned i = 0; !atomic_load(&w->stop); i++) {
+        fill(piece, sizeof(piece), 500 + i);
+        uint32_t off = (i * 12289u) % (CS - sizeof(piece));
+        int st;
+        do {
+            st = do_write_v(0, chain_version_now(), 0x5000, 2 + i % 4, off, piece,
+                            sizeof(piece), (9ull << 32) | (i + 1), NULL);
+        } while (st == VF_E_STALE_CHAIN || st == VF_E_NEWER_CHAIN);
+        CHECK(st == 0);
+        w->writes++;
+    }
+    return NULL;
+}
+
+/* A replica misses updates while OFFLINE (new chunks, overwrites, a removed
+ * file), holds a chunk nobody else has, and loses one chunk outright;
+ * back as SYNCING it is caught up by its predecessor, with writes going on,
+ * and reported synced exactly when it is identical. */
+static void test_resync(void)
+{
+    static uint8_t d[CS];
+    uint64_t v = chain_version_now();
+    for (uint32_t i = 0; i < 4; i++) {
+        fill(d, 300000, 40 + i);
+        CHECK(do_write_v(0, v, 0x5001 + i, 0, 0, d, 300000, 0, NULL) == 0);
+    }
+    v = set_last_state(TS_OFFLINE);
+    /* missed: new chunks, a partial overwrite, a removed file */
+    for (uint32_t i = 0; i < 6; i++) {
+        fill(d, CS - i * 1000, 60 + i);
+        CHECK(do_write_v(0, v, 0x5000, i, 0, d, CS - i * 1000, 0, NULL) == 0);
+    }
+    fill(d, 4096, 77);
+    CHECK(do_write_v(0, v, 0x5001, 0, 5000, d, 4096, 0, NULL) == 0);
+    struct stg_remove_req rm = { .route = route_to(0, v), .ino = 0x5002 };
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_remove_req_enc(&wb, &rm);
+    CHECK(call(0, STG_REMOVE, &wb, NULL, NULL) == 0);
+    /* only the returning replica has this one, at a version above anything */
+    struct ce_meta m;
+    fill(d, 1000, 88);
+    CHECK(ce_write(nodes[NREP - 1].ce, 0x4fff, 0, 0, d, 1000, 99, &m) == 0);
+    /* and it lost one chunk it should have (a damaged disk) */
+    CHECK(ce_remove(nodes[NREP - 1].ce, 0x5003, 0) == 0);
+
+    int before = atomic_load(&syncs_reported);
+    struct sync_writer w = { 0 };
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, sync_writer_main, &w) == 0);
+    usleep(20000);
+    set_last_state(TS_SYNCING);
+    for (int i = 0; i < 1000 && atomic_load(&syncs_reported) == before; i++)
+        usleep(10000);
+    CHECK(atomic_load(&syncs_reported) == before + 1);
+    usleep(50000); /* writes keep going with the target SERVING */
+    atomic_store(&w.stop, true);
+    pthread_join(th, NULL);
+    CHECK(w.writes > 0);
+    check_targets_identical();
+    struct ce_meta gone;
+    CHECK(ce_get_meta(nodes[NREP - 1].ce, 0x4fff, 0, &gone) == -ENOENT);
+    struct resync_stats rs;
+    stg_service_resync_stats(nodes[NREP - 2].svc, &rs);
+    /* at least: chunks 0 and 1 of 0x5000 (2..5 the writer may have sent
+     * whole already), the overwrite, the removed file, the extra chunk and
+     * the lost one */
+    CHECK(rs.passes_done >= 1 && rs.chunks_pushed >= 6 && rs.bytes_pushed > 0);
+    printf("resync of a replica that missed updates, with writes going on: ok "
+           "(%llu chunks pushed, %d writes during it)\n",
+           (unsigned long long)rs.chunks_pushed, w.writes);
+}
+
 int main(void)
 {
     log_init(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_WARN);
@@ -656,6 +816,7 @@ int main(void)
     test_successor_failure();
     test_throughput();
     test_state_eviction();
+    test_resync();
     teardown();
     printf("test_craq: ok\n");
     return 0;
