@@ -291,6 +291,11 @@ def _errors(r):
         n = sum(j["total_err"] for j in src.values())
         e = [j["error"] for j in src.values() if j["error"]]
         out.append(f"{name}: {n}" + (f" (errno {','.join(map(str, e))})" if e else ""))
+    for name, rc in (("down write", r.get("down_write_rc")), ("verify", r.get("verify_rc"))):
+        if rc not in (None, "", "0"):
+            out.append(f"**{name} exit status {rc}**")
+    vb = sum(j["read_bytes"] for j in (r.get("verify") or {}).values())
+    out.append(f"verify read {vb / 1048576:.0f} MiB")
     return "; ".join(out)
 
 

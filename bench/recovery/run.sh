@@ -530,7 +530,7 @@ run_recovery() {
     printf '%s\t%s\t%s\n' "$CUR" "$io0" "$io1" >>"$RAW/victim-io.tsv"
     log "  $CUR: verifying $DOWN_WRITE written while the server was down"
     rc=0
-    timeout 600 "${DOWN_FIO[@]}" --verify_only >"$RAW/$CUR.verify.json" 2>"$RAW/$CUR.verify.err" || rc=$?
+    timeout 600 "${DOWN_FIO[@]}" --verify_only --do_verify=1 >"$RAW/$CUR.verify.json" 2>"$RAW/$CUR.verify.err" || rc=$?
     event verify_done "$rc"
     log "  $CUR: comparing the replicas"
     rc=0
