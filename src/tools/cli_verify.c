@@ -167,7 +167,9 @@ static void compare(struct chain_report *c, bool json, uint32_t max_diffs)
     uint32_t listed = 0;
     for (uint32_t r = 0; r < c->nreps; r++)
         if (c->reps[r].status == 0) {
-            qsort(c->reps[r].chunks, c->reps[r].n, sizeof(struct stg_chunk_meta), chunk_cmp);
+            if (c->reps[r].n) /* (an empty target has no array at all) */
+                qsort(c->reps[r].chunks, c->reps[r].n, sizeof(struct stg_chunk_meta),
+                      chunk_cmp);
             listed++;
         }
     bool first = true;
