@@ -55,6 +55,7 @@ struct sc_part {
     uint32_t nserving;     /* serving replicas at the last send */
     uint32_t sync_next;    /* sync: next serving replica to sync */
     uint32_t backoff_ms;
+    uint64_t dead_since_ns; /* when routing first showed no serving replica (0 = not) */
     uint64_t routing_version;
     int last_status;
     uint32_t list_after;   /* list: resume after this index (0 and !list_started = start) */
@@ -87,7 +88,8 @@ struct sc_op {
 void sc_opts_default(struct sc_opts *o)
 {
     *o = (struct sc_opts){ .op_timeout_ms = 30000, .rpc_timeout_ms = 10000,
-                           .backoff_min_ms = 20, .backoff_max_ms = 1000 };
+                           .backoff_min_ms = 20, .backoff_max_ms = 1000,
+                           .chain_down_ms = 3000 };
 }
 
 /* ---- routing source: mgc by default ---- */
@@ -120,6 +122,8 @@ struct sc *sc_new(struct rpc_client *rpc, struct mgc *mgc, const struct sc_opts 
             sc->o.backoff_min_ms = opts->backoff_min_ms;
         if (opts->backoff_max_ms)
             sc->o.backoff_max_ms = opts->backoff_max_ms;
+        if (opts->chain_down_ms)
+            sc->o.chain_down_ms = opts->chain_down_ms;
     }
     if (opts && opts->routing)
         sc->src = *opts->routing;
@@ -480,9 +484,22 @@ static void part_send(struct sc_part *p)
     uint32_t n = c ? rv_serving(&rt->r, c, serving) : 0;
     if (n == 0) {
         sc->src.put(sc->src.arg, rt);
+        /* every replica is out (mgmtd took them out after their leases):
+         * say so soon rather than at the operation's deadline */
+        uint64_t now = now_ns();
+        if (!p->dead_since_ns)
+            p->dead_since_ns = now;
+        if (c && now - p->dead_since_ns >= (uint64_t)sc->o.chain_down_ms * 1000000ull) {
+            LOG_WARN("sc", "chain %u has no serving replica for %u ms: ino=%llx chunk=%u "
+                     "fails with EIO", p->chain_id, sc->o.chain_down_ms,
+                     (unsigned long long)op->ino, p->index);
+            part_finish(p, -EIO);
+            return;
+        }
         part_retry_later(p, VF_E_NO_ROUTE);
         return;
     }
+    p->dead_since_ns = 0;
     uint32_t target;
     p->nserving = n;
     switch (op->kind) {

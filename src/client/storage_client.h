@@ -16,7 +16,9 @@
  * VF_E_NOT_SERVING, VF_E_NO_ROUTE and RPC_E_CONNECT/CLOSED/TIMEOUT/BUSY
  * refresh the routing and retry after a jittered backoff until the
  * operation's deadline (sc_opts.op_timeout_ms), then fail with EIO. Other
- * errors (ENOSPC, ...) fail the operation at once.
+ * errors (ENOSPC, ...) fail the operation at once. When the routing shows
+ * a chain with no SERVING replica at all (every one lost its lease), the
+ * pieces on it fail with EIO after sc_opts.chain_down_ms instead.
  *
  * Threads. The async calls never block: they send RPCs and return; done()
  * runs exactly once, on the RPC client's loop thread or on the storage
@@ -51,6 +53,8 @@ struct sc_opts {
     uint32_t rpc_timeout_ms;   /* one attempt; default 10000 (capped by the deadline) */
     uint32_t backoff_min_ms;   /* first retry delay; default 20 */
     uint32_t backoff_max_ms;   /* cap of the doubling delay; default 1000 */
+    uint32_t chain_down_ms;    /* EIO once routing shows a chain with no serving
+                                * replica this long; default 3000 */
     const struct sc_routing_src *routing; /* NULL = mgc */
 };
 void sc_opts_default(struct sc_opts *o);

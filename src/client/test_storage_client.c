@@ -22,6 +22,7 @@
 #include "client/mgmtd_client.h"
 #include "client/storage_client.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "proto/storage_proto.h"
 #include "rpc/rpc.h"
 
@@ -554,6 +555,20 @@ int main(void)
     struct meta_inode dead = file_inode(1, 99);
     CHECK(sc_write_sync(sc, &dead, 0, pattern, 10) == -EIO);
     CHECK(sc_read_sync(sc, &dead, 0, 10, buf, 10) == -EIO);
+
+    /* 7b. a chain whose every replica mgmtd took out: EIO after
+     * chain_down_ms, long before the operation's deadline */
+    sc_free(sc);
+    so.op_timeout_ms = 20000;
+    so.chain_down_ms = 200;
+    sc = sc_new(rpc, NULL, &so);
+    routing.targets[routing.ntargets - 1].state = TS_OFFLINE;
+    routing_ref.r = routing;
+    uint64_t t0 = now_ns();
+    CHECK(sc_read_sync(sc, &dead, 0, 10, buf, 10) == -EIO);
+    CHECK(sc_write_sync(sc, &dead, 0, pattern, 10) == -EIO);
+    uint64_t took_ms = (now_ns() - t0) / 1000000;
+    CHECK(took_ms >= 2 * 200 && took_ms < 5000);
 
     /* 8. bad layouts and empty ranges */
     struct meta_inode badl = file_inode(0, 1);

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "fuse/engine_internal.h"
+#include "fuse/forget_recovery.h"
 
 #define NEED(fn) do { if (ops->fn == NULL) { vfs_reply_err(r, ENOSYS); return; } } while (0)
 /* The kernel names handles by their slot in the handoff region; the
@@ -28,6 +29,7 @@ static void do_forget_batch(struct vfs_session *s, const struct fuse_msg *m)
     for (uint32_t i = 0; s->ho && i < b->count; i++) {
         memcpy(&f, &one[i], sizeof(f));
         ho_node_forget(s->ho, f.nodeid, f.nlookup);
+        fr_on_forget(s, f.nodeid);
     }
     for (uint32_t i = 0; s->ops->forget && i < b->count; i++) {
         memcpy(&f, &one[i], sizeof(f));
@@ -59,8 +61,10 @@ void vfs_dispatch(struct vfs_req *r)
     case FUSE_LOOKUP: NEED(lookup); ops->lookup(r, ino, m->name); return;
     case FUSE_FORGET: {
         const struct fuse_forget_in *f = m->op;
-        if (s->ho)
+        if (s->ho) {
             ho_node_forget(s->ho, ino, f->nlookup);
+            fr_on_forget(s, ino);
+        }
         if (ops->forget)
             ops->forget(s->fs, ino, f->nlookup);
         finish_noreply(r);

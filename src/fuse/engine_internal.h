@@ -148,6 +148,7 @@ struct vfs_session {
     /* handoff: the shared state region, and the keeper link (takeover.c) */
     struct ho_region *ho;
     int ho_full_warned;
+    struct fr_state *fr;  /* forget_recovery.h, after a crash; NULL otherwise */
     size_t prefault_left; /* request-buffer bytes still to fault in (keeper mode) */
     int keeper_fd;        /* -1 without a keeper */
     int keeper_mode;      /* enum kp_mode of this daemon */

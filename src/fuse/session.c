@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "fuse/engine_internal.h"
+#include "fuse/forget_recovery.h"
 #include "fuse/mount.h"
 #include "fuse/takeover.h"
 #include "keeper/keeper_proto.h"
@@ -457,6 +458,7 @@ void vfs_session_free(struct vfs_session *s)
 {
     if (s == NULL)
         return;
+    fr_end(s); /* its timer may still settle through the backend */
     for (int i = 0; i < s->nchans; i++)
         chan_free(s->chans[i]);
     if (s->devfd >= 0)

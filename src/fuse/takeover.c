@@ -24,6 +24,7 @@
 
 #include "common/log.h"
 #include "fuse/engine_internal.h"
+#include "fuse/forget_recovery.h"
 #include "fuse/takeover.h"
 #include "keeper/keeper_proto.h"
 
@@ -329,6 +330,7 @@ int takeover_restart(struct vfs_session *s)
         return rc;
     }
     restore_backend(s, -1);
+    fr_begin(s); /* before serving: no reply of ours is in flight yet */
     return 0;
 }
 
@@ -441,6 +443,7 @@ int takeover_on_keeper(struct vfs_session *s)
             kp_send(s->keeper_fd, KP_FAILED, 0, 0, why, NULL, 0);
             break;
         }
+        fr_settle(s); /* a successor must not inherit lookups the kernel dropped */
         ho_seal(s->ho);
         LOG_INFO("fuse", "drained for upgrade in %llu ms: %llu nodes, %llu handles",
                  (unsigned long long)(mono_ms() - t0), (unsigned long long)ho_node_count(s->ho),

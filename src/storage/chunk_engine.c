@@ -881,6 +881,17 @@ int ce_sync(struct ce_target *t)
     return rc;
 }
 
+int ce_space_check(struct ce_target *t, uint64_t need)
+{
+    struct statvfs sv;
+    if (need == 0 || fstatvfs(t->data_fd, &sv) < 0)
+        return 0; /* cannot tell: let the write find out */
+    uint64_t cap = (uint64_t)sv.f_blocks * sv.f_frsize;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t reserve = MIN(cap / 100, 64ull << 20);
+    return avail >= need + reserve ? 0 : -ENOSPC;
+}
+
 int ce_statfs(struct ce_target *t, uint64_t *capacity, uint64_t *used)
 {
     struct statvfs sv;

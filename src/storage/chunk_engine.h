@@ -121,6 +121,11 @@ int ce_list_ino(struct ce_target *t, uint64_t ino, struct ce_chunk **out, uint32
 /* fsync the data files written since the last sync, then the LMDB env. */
 int ce_sync(struct ce_target *t);
 
+/* 0 when the file system holding the target has room for need more bytes
+ * besides a reserve (1% of it, at most 64 MiB, so metadata and in-flight
+ * updates still fit); -ENOSPC otherwise. */
+int ce_space_check(struct ce_target *t, uint64_t need);
+
 /* Size and used bytes of the file system holding the target (statvfs). */
 int ce_statfs(struct ce_target *t, uint64_t *capacity, uint64_t *used);
 

@@ -583,6 +583,21 @@ static int build_whole(struct craq_op *op, const struct ce_meta *cur)
     return 0;
 }
 
+/* A full target refuses a write before forwarding it, so no replica
+ * applies it (replicas apply on the way back from the tail) and none is
+ * left behind the others. */
+static int check_room(struct craq_op *op, const struct ce_meta *cur)
+{
+    const struct stg_write_req *w = &op->req.w;
+    uint64_t need = w->flags ? w->len
+                             : (w->offset + w->len > cur->len ? w->offset + w->len - cur->len : 0);
+    int rc = ce_space_check(op->tgt->ce, need);
+    if (rc < 0)
+        LOG_WARN("craq", "target=%u full: write of %u bytes to ino=%llx index=%u refused",
+                 op->tgt->id, w->len, (unsigned long long)op->ino, op->index);
+    return rc;
+}
+
 static void op_fail(struct craq_op *op, int rc)
 {
     struct craq_shard *sh = shard_of(op->tgt, op->ino);
@@ -656,6 +671,10 @@ static void op_start(struct craq_op *op)
             op->req.rm.version = v;
     }
     pthread_mutex_unlock(&sh->mu);
+    if (op->method == STG_WRITE && (rc = check_room(op, &cur)) < 0) {
+        op_fail(op, rc);
+        return;
+    }
     if (!op->succ_target) {
         apply_reply(op);
         return;

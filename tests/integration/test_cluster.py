@@ -72,7 +72,7 @@ def meta_rename_raw(addr, parent, name, newparent, newname):
 def stg_write_raw(addr, target, chain, chain_version, ino, data):
     req = (struct.pack("<IIQ", target, chain, chain_version) + struct.pack("<QI", ino, 0) +
            struct.pack("<II", MiB, 0) + struct.pack("<QQ", 0, random.getrandbits(63)) +
-           wstr(data))
+           struct.pack("<B", 0) + wstr(data))  # flags 0: a client write
     return rpc(addr, STG_WRITE, req)
 
 
