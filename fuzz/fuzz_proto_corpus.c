@@ -241,6 +241,9 @@ static void storage_seeds(void)
     w.flags = STG_WF_ABSENT;
     w.len = 0;
     SEED(t, "write-absent", 0, stg_write_req, &w);
+    w.flags = STG_WF_FULL | STG_WF_PUSH;
+    w.len = 32;
+    SEED(t, "write-push", 0, stg_write_req, &w);
     struct stg_write_resp wr = {.version = 4, .chunk_len = 1u << 16};
     SEED(t, "write-resp", 1, stg_write_resp, &wr);
     struct stg_read_req rq = {.route = route, .chunk = chunk, .offset = 0, .len = 4096};

@@ -8,6 +8,8 @@
         fuzz_check_view((m)->data, (m)->len, buf, len);                        \
         FUZZ_CHECK((uint64_t)(m)->offset + (m)->len <= (m)->chunk_size);       \
         FUZZ_CHECK(!(m)->flags || ((m)->offset == 0 && (m)->version != 0));    \
+        FUZZ_CHECK(!((m)->flags & STG_WF_PUSH) ||                             \
+                   ((m)->flags & (STG_WF_FULL | STG_WF_ABSENT)));              \
     } while (0)
 #define READ_VIEWS(m, buf, len)                                                \
     do {                                                                       \

@@ -67,8 +67,9 @@ int stg_write_req_dec(const void *buf, size_t len, struct stg_write_req *m)
     m->version = rb_u64(&rb);
     m->tag = rb_u64(&rb);
     m->flags = rb_u8(&rb);
-    rb_require(&rb, (m->flags & ~(STG_WF_FULL | STG_WF_ABSENT)) == 0 &&
-                        (!m->flags || (m->offset == 0 && m->version != 0)));
+    rb_require(&rb, (m->flags & ~(STG_WF_FULL | STG_WF_ABSENT | STG_WF_PUSH)) == 0 &&
+                        (!m->flags || (m->offset == 0 && m->version != 0)) &&
+                        (!(m->flags & STG_WF_PUSH) || (m->flags & (STG_WF_FULL | STG_WF_ABSENT))));
     uint32_t n = 0;
     const uint8_t *d = rb.err ? NULL : rb_str(&rb, m->chunk_size - m->offset, &n);
     int rc = proto_finish(&rb);

@@ -50,6 +50,9 @@ enum storage_method {
 enum {
     STG_WF_FULL = 1,           /* data is the whole chunk at `version`: replace */
     STG_WF_ABSENT = 2,         /* the chunk does not exist at `version`: remove it */
+    STG_WF_PUSH = 4,           /* with FULL or ABSENT: a resync/repair push for this
+                                * replica only; not forwarded, no chunk turn taken
+                                * here (the sender holds the chunk's turn) */
 };
 
 struct stg_chunk_id {

@@ -672,12 +672,15 @@ static void test_storage_roundtrips(void)
     w.len = 0;
     w.data = NULL;
     ROUNDTRIP(stg_write_req, &w, nofree);
+    w.flags = STG_WF_ABSENT | STG_WF_PUSH;
+    ROUNDTRIP(stg_write_req, &w, nofree);
     {
-        struct stg_write_req bad[3] = {w, w, w};
-        bad[0].flags = 4;
+        struct stg_write_req bad[4] = {w, w, w, w};
+        bad[0].flags = 8;
         bad[1].flags = STG_WF_FULL, bad[1].offset = 1;
         bad[2].flags = STG_WF_FULL, bad[2].version = 0;
-        for (int i = 0; i < 3; i++) {
+        bad[3].flags = STG_WF_PUSH; /* a push of what? */
+        for (int i = 0; i < 4; i++) {
             struct wbuf b;
             wb_init(&b, 0);
             stg_write_req_enc(&b, &bad[i]);

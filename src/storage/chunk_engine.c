@@ -30,9 +30,16 @@ struct dirty_key {
     bool used;
 };
 
+/* Chunk versions whose bytes were checked against their CRC since this
+ * target was opened: a direct-mapped table of fingerprints of (ino, index,
+ * version, crc), so any update makes its entry stale by itself. A partial
+ * read of a chunk not in it reads and checks the whole chunk first. */
+#define VERIFIED_SLOTS 65536u
+
 struct ce_target {
     uint32_t id;
     bool verify_reads;
+    uint64_t *verified;       /* VERIFIED_SLOTS fingerprints, 0 = empty */
     char *path;
     int lock_fd;
     int data_fd; /* the data/ directory, for openat */
@@ -215,6 +222,11 @@ struct ce_target *ce_open(const struct ce_opts *o, char *err, size_t errlen)
     }
     t->id = o->target_id;
     t->verify_reads = o->verify_reads;
+    t->verified = calloc(VERIFIED_SLOTS, sizeof(uint64_t));
+    if (!t->verified) {
+        snprintf(err, errlen, "target %u: out of memory", t->id);
+        goto fail;
+    }
     t->lock_fd = t->data_fd = -1;
     t->path = strdup(o->path);
     pthread_mutex_init(&t->dirty_mu, NULL);
@@ -286,6 +298,7 @@ void ce_close(struct ce_target *t)
         pthread_rwlock_destroy(&t->stripes[i]);
     pthread_mutex_destroy(&t->dirty_mu);
     free(t->dirty);
+    free(t->verified);
     free(t->path);
     free(t);
 }
@@ -519,6 +532,41 @@ static int pread_maybe_nowait(int fd, void *buf, size_t len, off_t off, bool now
     return 0;
 }
 
+static uint64_t verified_key(uint64_t ino, uint32_t index, const struct ce_meta *m)
+{
+    uint64_t x = ino * 0x9E3779B97F4A7C15ull ^ ((uint64_t)index << 32 | m->crc32c);
+    x ^= m->version * 0xff51afd7ed558ccdull;
+    x ^= x >> 31;
+    return x | 1;
+}
+
+/* The chunk's committed bytes [0, m->len) checked against its CRC, once per
+ * version: 0, -VF_E_CHECKSUM, or a read error. */
+static int verify_chunk(struct ce_target *t, int fd, uint64_t ino, uint32_t index,
+                        const struct ce_meta *m, bool nowait, const void **whole)
+{
+    *whole = NULL;
+    uint64_t key = verified_key(ino, index, m);
+    uint64_t *slot = &t->verified[key % VERIFIED_SLOTS];
+    if (__atomic_load_n(slot, __ATOMIC_RELAXED) == key)
+        return 0;
+    void *b = scratch_get(m->len);
+    if (!b)
+        return -ENOMEM;
+    int rc = pread_maybe_nowait(fd, b, m->len, 0, nowait);
+    if (rc < 0)
+        return rc;
+    if (crc32c(b, m->len) != m->crc32c) {
+        LOG_ERROR("chunk", "checksum mismatch target=%u ino=%llx index=%u len=%u version=%llu",
+                  t->id, (unsigned long long)ino, index, m->len,
+                  (unsigned long long)m->version);
+        return -VF_E_CHECKSUM;
+    }
+    __atomic_store_n(slot, key, __ATOMIC_RELAXED);
+    *whole = b;
+    return 0;
+}
+
 int ce_read(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset, uint32_t len,
             void *buf, uint32_t *nread, struct ce_meta *m)
 {
@@ -551,16 +599,18 @@ int ce_read_ex(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offse
      * opens the file afresh, so the kernel cannot learn the pattern) */
     if (n <= 65536)
         posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
-    rc = pread_maybe_nowait(fd, buf, n, offset, nowait);
+    const void *whole = NULL;
+    if (t->verify_reads && (rc = verify_chunk(t, fd, ino, index, m, nowait, &whole)) < 0) {
+        close(fd);
+        goto out;
+    }
+    if (whole)
+        memcpy(buf, (const uint8_t *)whole + offset, n);
+    else
+        rc = pread_maybe_nowait(fd, buf, n, offset, nowait);
     close(fd);
     if (rc < 0)
         goto out;
-    if (t->verify_reads && offset == 0 && n == m->len && crc32c(buf, n) != m->crc32c) {
-        LOG_ERROR("chunk", "checksum mismatch target=%u ino=%llx index=%u len=%u", t->id,
-                  (unsigned long long)ino, index, m->len);
-        rc = -VF_E_CHECKSUM;
-        goto out;
-    }
     *nread = n;
 out:
     pthread_rwlock_unlock(lk);

@@ -36,7 +36,8 @@ struct ce_target;
 struct ce_opts {
     uint32_t target_id;
     const char *path;      /* created (with data/ and meta/) when missing */
-    bool verify_reads;     /* check the CRC of whole-chunk reads */
+    bool verify_reads;     /* check a chunk's CRC before serving bytes of it: the
+                            * first read of each version reads it whole */
     size_t map_size;       /* LMDB map size; 0 = 1 GiB */
 };
 

@@ -530,7 +530,7 @@ static int load_committed(struct craq_op *op, bool absent)
 {
     struct stg_write_req *w = &op->req.w;
     if (absent) {
-        op->fwd_flags = STG_WF_ABSENT;
+        op->fwd_flags = STG_WF_ABSENT | STG_WF_PUSH;
         op->full_len = 0;
         w->chunk_size = push_chunk_size(0);
         return 0; /* w->version stays non-zero: the receiver removes it */
@@ -553,7 +553,7 @@ static int load_committed(struct craq_op *op, bool absent)
                   op->tgt->id, (unsigned long long)op->ino, op->index);
         return -VF_E_CHECKSUM;
     }
-    op->fwd_flags = STG_WF_FULL;
+    op->fwd_flags = STG_WF_FULL | STG_WF_PUSH;
     op->full_len = nread;
     w->version = m.version ? m.version : 1;
     w->chunk_size = push_chunk_size(nread);
@@ -687,6 +687,25 @@ static void op_start(struct craq_op *op)
         }
     }
     forward(op);
+}
+
+int craq_apply_push(struct local_target *t, const struct stg_write_req *w,
+                    struct stg_write_resp *resp)
+{
+    struct ce_meta m = { 0 };
+    int rc;
+    if (w->flags & STG_WF_ABSENT) {
+        rc = ce_remove(t->ce, w->chunk.ino, w->chunk.index);
+        rc = rc == -ENOENT ? 0 : rc;
+    } else {
+        rc = ce_replace(t->ce, w->chunk.ino, w->chunk.index, w->data, w->len, w->version, &m);
+    }
+    LOG_DEBUG("craq", "push applied target=%u ino=%llx index=%u version=%llu %s rc=%d", t->id,
+              (unsigned long long)w->chunk.ino, w->chunk.index, (unsigned long long)w->version,
+              w->flags & STG_WF_ABSENT ? "absent" : "full", rc);
+    resp->version = m.version;
+    resp->chunk_len = m.len;
+    return rc;
 }
 
 void craq_push(struct stg_service *s, struct local_target *t, const struct stg_route *dest,

@@ -140,6 +140,14 @@ void craq_push(struct stg_service *s, struct local_target *t, const struct stg_r
                void (*done)(void *arg, int status, const struct stg_write_resp *resp),
                void *arg);
 
+/* Apply a push (STG_WF_PUSH) received for local target t: replace or
+ * remove the chunk, without taking its turn here — the pusher holds the
+ * chunk's turn at its end, so no update of the chunk is in flight below
+ * it, and one waiting above it (a repair of an upstream replica) applies
+ * here only after the push is answered. 0 or -errno. */
+int craq_apply_push(struct local_target *t, const struct stg_write_req *w,
+                    struct stg_write_resp *resp);
+
 /* True when the chunk has a pending (uncommitted) version here. */
 bool craq_chunk_dirty(struct local_target *t, uint64_t ino, uint32_t index);
 

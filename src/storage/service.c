@@ -162,6 +162,8 @@ static int check_route(struct stg_service *s, const struct stg_route *rt, enum a
 
 /* ---------------- chain updates ---------------- */
 
+static void reply_wb(struct rpc_call *call, struct wbuf *wb);
+
 static struct craq_op *new_op(struct stg_service *s, struct rpc_call *call, uint16_t method)
 {
     struct craq_op *op = calloc(1, sizeof(*op));
@@ -194,6 +196,20 @@ static void h_write(struct rpc_call *call, void *arg)
     if (rc) {
         free(op);
         rpc_reply(call, rc, NULL, 0);
+        return;
+    }
+    if (w->flags & STG_WF_PUSH) {
+        struct stg_write_resp resp;
+        rc = craq_apply_push(ri.tgt, w, &resp);
+        free(op);
+        if (rc < 0) {
+            rpc_reply(call, (int)-rc, NULL, 0);
+            return;
+        }
+        struct wbuf wb;
+        wb_init(&wb, 0);
+        stg_write_resp_enc(&wb, &resp);
+        reply_wb(call, &wb);
         return;
     }
     op->ino = w->chunk.ino;

@@ -803,6 +803,60 @@ static void test_resync(void)
            (unsigned long long)rs.chunks_pushed, w.writes);
 }
 
+/* The head's copy of a chunk is damaged on disk: its read answers
+ * VF_E_CHECKSUM (never the bad bytes) and a serving peer pushes a good copy
+ * back — to a replica upstream of it, while writes to the chunk go on. */
+static void test_repair_of_upstream_replica(void)
+{
+    static uint8_t d[200000], got[CS];
+    const uint64_t ino = 0x6000;
+    uint64_t v = chain_version_now();
+    fill(d, sizeof(d), 91);
+    CHECK(do_write_v(0, v, ino, 0, 0, d, sizeof(d), 0, NULL) == 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/data/%02x/%llx.0", nodes[0].dir, (unsigned)(ino % 256),
+             (unsigned long long)ino);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    CHECK(fseek(f, 777, SEEK_SET) == 0 && fputc(d[777] ^ 0x5a, f) != EOF);
+    fclose(f);
+    struct stg_read_req rq = { .route = route_to(0, v), .chunk = { ino, 0 }, .offset = 1000,
+                               .len = 100 };
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    stg_read_req_enc(&wb, &rq);
+    CHECK(call(0, STG_READ, &wb, NULL, NULL) == VF_E_CHECKSUM);
+    /* a write to the chunk right away waits for the repair, then lands */
+    fill(d + 5000, 3000, 92);
+    CHECK(do_write_v(0, v, ino, 0, 5000, d + 5000, 3000, 0, NULL) == 0);
+    uint32_t n = 0;
+    uint64_t ver = 0;
+    int st = -1;
+    for (int i = 0; i < 500 && st != 0; i++) {
+        struct stg_read_req r2 = rq;
+        r2.offset = 0;
+        r2.len = CS;
+        wb_init(&wb, 0);
+        stg_read_req_enc(&wb, &r2);
+        void *r;
+        size_t rl;
+        st = call(0, STG_READ, &wb, &r, &rl);
+        if (st == 0) {
+            struct stg_read_resp rr;
+            CHECK(stg_read_resp_dec(r, rl, &rr) == 0);
+            memcpy(got, rr.data, rr.len);
+            n = rr.len;
+            ver = rr.version;
+        }
+        free(r);
+        if (st)
+            usleep(10000);
+    }
+    CHECK(st == 0 && n == sizeof(d) && memcmp(got, d, n) == 0 && ver == 2);
+    check_targets_identical();
+    printf("a damaged copy is refused and repaired from a peer: ok\n");
+}
+
 int main(void)
 {
     log_init(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_WARN);
@@ -817,6 +871,7 @@ int main(void)
     test_throughput();
     test_state_eviction();
     test_resync();
+    test_repair_of_upstream_replica();
     teardown();
     printf("test_craq: ok\n");
     return 0;
