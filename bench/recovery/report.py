@@ -15,6 +15,7 @@ peer/value for times), so > 1 is better for valorfs.
 import argparse
 import json
 import os
+import re
 import sys
 
 SYSTEMS = ["valorfs", "moosefs", "glusterfs"]
@@ -95,16 +96,16 @@ def _longest_zero_run(bins, start, stop):
 
 def _probe_figures(rows, t_from, t_to):
     """Probe rounds (start, end, w_us, r_us, status): the longest gap between
-    two successful rounds that ends in [t_from, t_to), the first successful
+    two successful rounds that ends in [t_from, t_to) (a gap spanning t_from
+    counts here, one spanning t_to in the next window), the first successful
     round that started at or after t_from (its end - t_from), errors."""
     ok_ends = [r[1] for r in rows if r[4] == "ok"]
     errs = [r for r in rows if r[4] != "ok" and t_from <= r[0] < t_to]
     gap = 0
     prev = None
     for e in ok_ends:
-        if prev is not None and t_from <= e < t_to + 60000:
-            if e >= t_from and prev < t_to:
-                gap = max(gap, e - prev)
+        if prev is not None and t_from <= e < t_to:
+            gap = max(gap, e - prev)
         prev = e
     first = next((r for r in rows if r[4] == "ok" and r[0] >= t_from), None)
     longest_round = max((r[1] - r[0] for r in rows if t_from <= r[0] < t_to), default=0)
@@ -124,6 +125,40 @@ def _fio_errors(j):
                              "read_bytes": job["read"]["io_bytes"],
                              "write_bytes": job["write"]["io_bytes"]}
             for job in j.get("jobs", [])}
+
+
+def _log_ts_ms(line):
+    """Epoch ms of a valorfs log line (ts=2026-11-26T12:26:37.103Z ...)."""
+    import datetime
+    m = re.search(r"ts=(\S+)Z", line)
+    if not m:
+        return None
+    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+    return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
+def _resync_from_log(lines):
+    """valorfs's own account of the resync: the storage servers log
+    'done target=T ...: N compared, M pushed, B bytes, S s, G GB/s' per
+    chain, mgmtd 'target T ... returns to chain C as syncing'."""
+    first = last = None
+    pushed = chunks = 0
+    n = 0
+    for ln in lines:
+        t = _log_ts_ms(ln)
+        if "as syncing" in ln and t is not None:
+            first = t if first is None else min(first, t)
+        m = re.search(r"done target=\d+ .*?(\d+) pushed, (\d+) bytes", ln)
+        if m and t is not None:
+            chunks += int(m.group(1))
+            pushed += int(m.group(2))
+            last = t if last is None else max(last, t)
+            n += 1
+    if not n:
+        return None
+    span = (last - first) / 1000 if (first is not None and last is not None) else None
+    return {"chains": n, "chunks_pushed": chunks, "bytes_pushed": pushed, "span_s": span,
+            "gbs": pushed / 1e9 / span if span else None}
 
 
 def derive_system(raw, s):
@@ -230,7 +265,8 @@ def derive_system(raw, s):
     res["down_write_rc"] = ev.get("down_write_done", (None, ""))[1]
     res["load_stderr"] = _text(os.path.join(raw, f"{s}.load.err"), 12)
     res["catchup_polls"] = _tsv(os.path.join(raw, f"{s}.catchup.tsv"))[-200:]
-    res["resync_log"] = _text(os.path.join(raw, f"{s}.resync-log.txt"), 40)
+    res["resync_log"] = _text(os.path.join(raw, f"{s}.resync-log.txt"), 200)
+    res["resync_logged"] = _resync_from_log(res["resync_log"])
     # timelines for the plot, relative to the kill, in seconds
     res["timeline"] = {
         "t0_ms": t_load,
@@ -275,8 +311,12 @@ def _fmt(v, unit=""):
 
 
 def _ratio(v, ref, higher_better):
-    if not isinstance(v, (int, float)) or not isinstance(ref, (int, float)) or v <= 0 or ref <= 0:
+    if not isinstance(v, (int, float)) or not isinstance(ref, (int, float)):
         return "n/a"
+    if v <= 0 or ref <= 0:  # a gap of 0 bins: no ratio, say who had none
+        if v == ref:
+            return "both 0"
+        return "valorfs 0" if v <= 0 else ("peer 0" if ref <= 0 else "n/a")
     r = v / ref if higher_better else ref / v
     return f"{r:.2f}×" if r < 10 else f"{r:.0f}×"
 
@@ -329,13 +369,15 @@ def rows_of(doc):
             return v
         return f
     return [
-        ("probe: longest stall after the kill (s)", g("probe_kill", "longest_gap_s"), False),
+        ("probe: longest stall from the kill to the restart (s)", g("probe_kill", "longest_gap_s"), False),
         ("probe: first round started after the kill done after (s)", g("probe_kill", "first_ok_after_s"), False),
-        ("fio: longest write gap after the kill (s, 500 ms bins)", g("fio_stall_kill_s", "write"), False),
-        ("fio: longest read gap after the kill (s)", g("fio_stall_kill_s", "read"), False),
-        ("probe: longest stall after the restart (s)", g("probe_restart", "longest_gap_s"), False),
-        ("fio: longest write gap after the restart (s)", g("fio_stall_restart_s", "write"), False),
+        ("fio: longest write gap from the kill to the restart (s, 500 ms bins)", g("fio_stall_kill_s", "write"), False),
+        ("fio: longest read gap from the kill to the restart (s)", g("fio_stall_kill_s", "read"), False),
+        ("probe: longest stall from the restart to the end (s)", g("probe_restart", "longest_gap_s"), False),
+        ("fio: longest write gap from the restart to the end (s)", g("fio_stall_restart_s", "write"), False),
         ("load MB/s before the kill", g("throughput", "before", "total"), True),
+        ("  of which reads (rd job)", g("throughput", "before", "read"), True),
+        ("  of which writes (wr job)", g("throughput", "before", "write"), True),
         ("load MB/s while down (ratio to before)", g("throughput", "down", "total"), True),
         ("load MB/s during the catch-up", g("throughput", "resync", "total"), True),
         ("load MB/s after the catch-up", g("throughput", "after", "total"), True),
@@ -345,6 +387,10 @@ def rows_of(doc):
         ("returning server wrote to disk during catch-up (MB)",
          lambda r: (r.get("victim_io") or {}).get("write_bytes", 0) / 1e6 if r.get("victim_io") else None, None),
         ("resync speed (GB/s = that / catch-up time)", g("resync_gbs"), True),
+        ("valorfs's own log: bytes pushed to the returning targets (MB)",
+         lambda r: (r.get("resync_logged") or {}).get("bytes_pushed", 0) / 1e6 if r.get("resync_logged") else None, None),
+        ("valorfs's own log: first target SYNCING to last chain done (s)", g("resync_logged", "span_s"), None),
+        ("valorfs's own log: resync GB/s (pushed ÷ that span)", g("resync_logged", "gbs"), None),
     ]
 
 
@@ -428,8 +474,8 @@ def render_md(doc, path, png_name):
     L.append("")
     L.append("## How each figure is taken")
     L.append("")
-    L.append("- *Stall*: the longest gap between two successful probe rounds ending after the event "
-             "(the normal gap is ~50 ms plus one round). *First round after the kill*: the end of the "
+    L.append("- *Stall*: the longest gap between two successful probe rounds that ends in the window "
+             "(the normal gap is ~50 ms plus one round; a gap spanning the restart counts after it). *First round after the kill*: the end of the "
              "first successful probe round that started after `kill -9`, minus the kill time.")
     L.append("- *fio gaps*: the longest run of 500 ms bins in which no read (or write) of the load "
              "completed (from `--write_iops_log` with `--log_avg_msec=500 --log_unix_epoch=1`).")
