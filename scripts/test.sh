@@ -154,6 +154,17 @@ if skip_stage asan; then note "asan: skipped"; else
         VALORFS_SANITIZER_LOG_DIR=$san VALORFS_UPGRADE_NO_CLUSTER=1 \
         run_pytest asan-upgrade tests/integration/test_upgrade.py
       cleanup_mounts
+      # failures across simulated hosts (network namespaces): the bed, a
+      # replaced disk resynced from empty, a flipped byte repaired
+      VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_CLI=$repo/build-asan/src/tools/valorfs \
+        VALORFS_SANITIZER_LOG_DIR=$san \
+        run_pytest asan-multihost -k "smoke or replaced or flipped" tests/integration/test_multihost.py
+      cleanup_mounts
+      # meta failover: kill -9 the meta server in use under a metadata load
+      VALORFS_FUSE=$repo/build-asan/src/tools/valorfs-fuse VALORFS_CLI=$repo/build-asan/src/tools/valorfs \
+        VALORFS_SANITIZER_LOG_DIR=$san \
+        run_pytest asan-meta-failover tests/integration/test_meta_failover.py
+      cleanup_mounts
     fi
     if compgen -G "$san/*" >/dev/null; then fail "asan/ubsan reports:"; cat "$san"/* | head -n 80; fi
     unset ASAN_OPTIONS UBSAN_OPTIONS
