@@ -682,45 +682,31 @@ bool mgc_lease_valid(const struct mgc *m)
     return ok;
 }
 
-/* ---------------- lookups ---------------- */
+/* ---------------- lookups (the snapshot's own, in proto) ---------------- */
 
 const struct mg_chain *mgc_find_chain(const struct mg_routing *r, uint32_t chain_id)
 {
-    for (uint32_t i = 0; r && i < r->nchains; i++)
-        if (r->chains[i].id == chain_id)
-            return &r->chains[i];
-    return NULL;
+    return mg_routing_chain(r, chain_id);
 }
 
 const struct mg_target *mgc_find_target(const struct mg_routing *r, uint32_t target_id)
 {
-    for (uint32_t i = 0; r && i < r->ntargets; i++)
-        if (r->targets[i].id == target_id)
-            return &r->targets[i];
-    return NULL;
+    return mg_routing_target(r, target_id);
 }
 
 const struct mg_node *mgc_find_node(const struct mg_routing *r, uint32_t node_id)
 {
-    for (uint32_t i = 0; r && i < r->nnodes; i++)
-        if (r->nodes[i].id == node_id)
-            return &r->nodes[i];
-    return NULL;
+    return mg_routing_node(r, node_id);
 }
 
 const struct mg_table *mgc_find_table(const struct mg_routing *r, uint32_t table_id)
 {
-    for (uint32_t i = 0; r && i < r->ntables; i++)
-        if (r->tables[i].id == table_id)
-            return &r->tables[i];
-    return NULL;
+    return mg_routing_table(r, table_id);
 }
 
 const char *mgc_target_addr(const struct mg_routing *r, uint32_t target_id)
 {
-    const struct mg_target *t = mgc_find_target(r, target_id);
-    const struct mg_node *n = t ? mgc_find_node(r, t->node_id) : NULL;
-    return n && n->addr[0] ? n->addr : NULL;
+    return mg_routing_target_addr(r, target_id);
 }
 
 uint32_t mgc_alive_nodes(const struct mg_routing *r, uint8_t type, const struct mg_node **out,

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "fuse/engine_internal.h"
 
 #define SETTLE_AFTER_MS 1000
@@ -74,14 +75,7 @@ static void *timer_main(void *arg)
 {
     struct vfs_session *s = arg;
     struct fr_state *fr = s->fr;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += SETTLE_AFTER_MS / 1000;
-    ts.tv_nsec += (long)(SETTLE_AFTER_MS % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = timespec_after_ms(CLOCK_REALTIME, SETTLE_AFTER_MS);
     pthread_mutex_lock(&fr->mu);
     while (!fr->stop && !fr->settled)
         if (pthread_cond_timedwait(&fr->cv, &fr->mu, &ts) == ETIMEDOUT)

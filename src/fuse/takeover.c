@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "fuse/engine_internal.h"
 #include "fuse/forget_recovery.h"
 #include "fuse/takeover.h"
@@ -127,13 +128,7 @@ int takeover_pause(struct vfs_session *s, unsigned timeout_ms, char *why, size_t
                 (void)w;
             }
         pthread_mutex_lock(&s->park_lock);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        struct timespec ts = timespec_after_ms(CLOCK_REALTIME, 1);
         pthread_cond_timedwait(&s->park_cond, &s->park_lock, &ts);
         pthread_mutex_unlock(&s->park_lock);
     }

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "meta/meta_internal.h"
 
 #define GC_BATCH 256
@@ -123,11 +124,7 @@ static void *gc_main(void *arg)
     pthread_mutex_lock(&mc->gc_lock);
     while (!mc->gc_stop) {
         if (!mc->gc_kick) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)mc->gc_interval_ms * 1000000ull;
-            ts.tv_sec += (time_t)(ns / 1000000000ull);
-            ts.tv_nsec = (long)(ns % 1000000000ull);
+            struct timespec ts = timespec_after_ms(CLOCK_MONOTONIC, mc->gc_interval_ms);
             pthread_cond_timedwait(&mc->gc_cond, &mc->gc_lock, &ts);
             if (mc->gc_stop)
                 break;

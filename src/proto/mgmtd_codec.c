@@ -151,6 +151,45 @@ void mg_routing_enc(struct wbuf *wb, const struct mg_routing *m)
         table_enc(wb, &m->tables[i]);
 }
 
+const struct mg_chain *mg_routing_chain(const struct mg_routing *r, uint32_t chain_id)
+{
+    for (uint32_t i = 0; r && i < r->nchains; i++)
+        if (r->chains[i].id == chain_id)
+            return &r->chains[i];
+    return NULL;
+}
+
+const struct mg_target *mg_routing_target(const struct mg_routing *r, uint32_t target_id)
+{
+    for (uint32_t i = 0; r && i < r->ntargets; i++)
+        if (r->targets[i].id == target_id)
+            return &r->targets[i];
+    return NULL;
+}
+
+const struct mg_node *mg_routing_node(const struct mg_routing *r, uint32_t node_id)
+{
+    for (uint32_t i = 0; r && i < r->nnodes; i++)
+        if (r->nodes[i].id == node_id)
+            return &r->nodes[i];
+    return NULL;
+}
+
+const struct mg_table *mg_routing_table(const struct mg_routing *r, uint32_t table_id)
+{
+    for (uint32_t i = 0; r && i < r->ntables; i++)
+        if (r->tables[i].id == table_id)
+            return &r->tables[i];
+    return NULL;
+}
+
+const char *mg_routing_target_addr(const struct mg_routing *r, uint32_t target_id)
+{
+    const struct mg_target *t = mg_routing_target(r, target_id);
+    const struct mg_node *n = t ? mg_routing_node(r, t->node_id) : NULL;
+    return n && n->addr[0] ? n->addr : NULL;
+}
+
 void mg_routing_free(struct mg_routing *r)
 {
     if (!r)

@@ -83,6 +83,13 @@ struct mg_routing {
 };
 PROTO_CODEC(mg_routing);
 void mg_routing_free(struct mg_routing *r);
+/* Lookups in a snapshot (r may be NULL); NULL when absent. */
+const struct mg_chain *mg_routing_chain(const struct mg_routing *r, uint32_t chain_id);
+const struct mg_target *mg_routing_target(const struct mg_routing *r, uint32_t target_id);
+const struct mg_node *mg_routing_node(const struct mg_routing *r, uint32_t node_id);
+const struct mg_table *mg_routing_table(const struct mg_routing *r, uint32_t table_id);
+/* The RPC address of the node that hosts target_id, or NULL. */
+const char *mg_routing_target_addr(const struct mg_routing *r, uint32_t target_id);
 
 struct mg_target_report {
     uint32_t id;

@@ -617,6 +617,28 @@ out:
     return rc;
 }
 
+/* data at offset into the open chunk file: O_DIRECT when it is
+ * block-aligned and the file system takes it, buffered otherwise. */
+static int write_bytes(struct ce_target *t, int fd, uint64_t ino, uint32_t index,
+                       const void *data, uint32_t n, uint32_t offset)
+{
+    int rc = write_direct(t, ino, index, data, n, offset);
+    if (rc == 0)
+        rc = pwrite_full(fd, data, n, offset);
+    return rc < 0 ? rc : 0;
+}
+
+/* The bytes are in place: record the new metadata (the truth). */
+static int commit_meta(struct ce_target *t, uint64_t ino, uint32_t index,
+                       const struct ce_meta *m, struct ce_meta *out)
+{
+    dirty_add(t, ino, index);
+    int rc = meta_put(t, ino, index, m);
+    if (rc == 0 && out)
+        *out = *m;
+    return rc;
+}
+
 int ce_write(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset,
              const void *data, uint32_t n, uint64_t version, struct ce_meta *out)
 {
@@ -642,14 +664,10 @@ int ce_write(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset,
         close(fd);
         goto out;
     }
-    rc = write_direct(t, ino, index, data, n, offset);
-    if (rc == 0)
-        rc = pwrite_full(fd, data, n, offset);
-    if (rc < 0) {
+    if ((rc = write_bytes(t, fd, ino, index, data, n, offset)) < 0) {
         close(fd);
         goto out;
     }
-    rc = 0;
     m.version = version;
     m.len = n ? MAX(old.len, offset + n) : old.len; /* like write(2): 0 bytes never extend */
     if (offset == old.len)
@@ -657,11 +675,8 @@ int ce_write(struct ce_target *t, uint64_t ino, uint32_t index, uint32_t offset,
     else
         rc = crc_of_file(fd, m.len, &m.crc32c);
     close(fd);
-    if (rc < 0)
-        goto out;
-    dirty_add(t, ino, index);
-    if ((rc = meta_put(t, ino, index, &m)) == 0 && out)
-        *out = m;
+    if (rc == 0)
+        rc = commit_meta(t, ino, index, &m, out);
 out:
     pthread_rwlock_unlock(lk);
     return rc;
@@ -679,17 +694,12 @@ int ce_replace(struct ce_target *t, uint64_t ino, uint32_t index, const void *da
         rc = fd;
         goto out;
     }
-    rc = write_direct(t, ino, index, data, n, 0);
+    rc = write_bytes(t, fd, ino, index, data, n, 0);
     if (rc == 0)
-        rc = pwrite_full(fd, data, n, 0);
-    if (rc >= 0)
         rc = ftruncate(fd, n) < 0 ? -errno : 0;
     close(fd);
-    if (rc < 0)
-        goto out;
-    dirty_add(t, ino, index);
-    if ((rc = meta_put(t, ino, index, &m)) == 0 && out)
-        *out = m;
+    if (rc == 0)
+        rc = commit_meta(t, ino, index, &m, out);
 out:
     pthread_rwlock_unlock(lk);
     return rc;

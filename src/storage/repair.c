@@ -21,23 +21,6 @@
 
 #define REPAIRS_MAX 64
 
-static const struct mg_target *find_t(const struct mg_routing *r, uint32_t id)
-{
-    for (uint32_t i = 0; i < r->ntargets; i++)
-        if (r->targets[i].id == id)
-            return &r->targets[i];
-    return NULL;
-}
-
-static const char *addr_of(const struct mg_routing *r, uint32_t target_id)
-{
-    const struct mg_target *t = find_t(r, target_id);
-    for (uint32_t i = 0; t && i < r->nnodes; i++)
-        if (r->nodes[i].id == t->node_id && r->nodes[i].addr[0])
-            return r->nodes[i].addr;
-    return NULL;
-}
-
 struct ask {
     struct stg_service *svc;
     uint32_t target, peer;
@@ -78,15 +61,12 @@ void repair_ask(struct stg_service *s, const struct stg_route *rt, uint64_t ino,
     const struct stg_routing_src *src = &s->o.routing;
     void *ref = NULL;
     const struct mg_routing *r = src->acquire(src->arg, &ref);
-    const struct mg_chain *ch = NULL;
-    for (uint32_t i = 0; r && i < r->nchains; i++)
-        if (r->chains[i].id == rt->chain_id)
-            ch = &r->chains[i];
+    const struct mg_chain *ch = mg_routing_chain(r, rt->chain_id);
     char addr[VF_MAX_ADDR + 1] = "";
     struct stg_repair_req q = { .chunk = { ino, index }, .dest_target = rt->target_id };
     for (uint32_t i = 0; a && ch && i < ch->ntargets && i < VF_MAX_REPLICAS; i++) {
-        const struct mg_target *t = find_t(r, ch->targets[i]);
-        const char *ad = t ? addr_of(r, t->id) : NULL;
+        const struct mg_target *t = mg_routing_target(r, ch->targets[i]);
+        const char *ad = t ? mg_routing_target_addr(r, t->id) : NULL;
         if (t && t->id != rt->target_id && t->state == TS_SERVING && ad) {
             q.route = (struct stg_route){ t->id, ch->id, ch->version };
             snprintf(addr, sizeof(addr), "%s", ad);
@@ -129,7 +109,7 @@ void repair_serve(struct stg_service *s, struct rpc_call *call, const struct stg
     const struct stg_routing_src *src = &s->o.routing;
     void *ref = NULL;
     const struct mg_routing *r = src->acquire(src->arg, &ref);
-    const char *ad = r ? addr_of(r, q->dest_target) : NULL;
+    const char *ad = r ? mg_routing_target_addr(r, q->dest_target) : NULL;
     char addr[VF_MAX_ADDR + 1] = "";
     if (ad)
         snprintf(addr, sizeof(addr), "%s", ad);

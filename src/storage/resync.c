@@ -51,25 +51,6 @@ struct work {
 
 /* ---------------- routing ---------------- */
 
-static const struct mg_target *rt_target(const struct mg_routing *r, uint32_t id)
-{
-    for (uint32_t i = 0; i < r->ntargets; i++)
-        if (r->targets[i].id == id)
-            return &r->targets[i];
-    return NULL;
-}
-
-static bool rt_addr(const struct mg_routing *r, uint32_t target_id, char *out, size_t cap)
-{
-    const struct mg_target *t = rt_target(r, target_id);
-    for (uint32_t i = 0; t && i < r->nnodes; i++)
-        if (r->nodes[i].id == t->node_id && r->nodes[i].addr[0]) {
-            snprintf(out, cap, "%s", r->nodes[i].addr);
-            return true;
-        }
-    return false;
-}
-
 /* Local targets that are their chain's last SERVING member with a SYNCING
  * member right after: up to max of them into w. */
 static uint32_t find_work(struct stg_service *s, struct work *w, uint32_t max)
@@ -81,13 +62,15 @@ static uint32_t find_work(struct stg_service *s, struct work *w, uint32_t max)
     for (uint32_t c = 0; r && c < r->nchains && n < max; c++) {
         const struct mg_chain *ch = &r->chains[c];
         for (uint32_t i = 0; i + 1 < ch->ntargets && i + 1 < VF_MAX_REPLICAS; i++) {
-            const struct mg_target *me = rt_target(r, ch->targets[i]);
-            const struct mg_target *next = rt_target(r, ch->targets[i + 1]);
+            const struct mg_target *me = mg_routing_target(r, ch->targets[i]);
+            const struct mg_target *next = mg_routing_target(r, ch->targets[i + 1]);
             if (!me || !next || me->state != TS_SERVING || next->state != TS_SYNCING)
                 continue;
             struct local_target *lt = svc_find_target(s, me->id);
-            if (!lt || !rt_addr(r, next->id, w[n].dest_addr, sizeof(w[n].dest_addr)))
+            const char *addr = mg_routing_target_addr(r, next->id);
+            if (!lt || !addr)
                 break;
+            snprintf(w[n].dest_addr, sizeof(w[n].dest_addr), "%s", addr);
             w[n].tgt = lt;
             w[n].dest = (struct stg_route){ next->id, ch->id, ch->version };
             n++;
@@ -106,10 +89,8 @@ static bool pass_still_valid(const struct pass *p)
         return false;
     void *ref = NULL;
     const struct mg_routing *r = src->acquire(src->arg, &ref);
-    bool ok = false;
-    for (uint32_t c = 0; r && c < r->nchains; c++)
-        if (r->chains[c].id == p->dest.chain_id)
-            ok = r->chains[c].version == p->dest.chain_version;
+    const struct mg_chain *ch = mg_routing_chain(r, p->dest.chain_id);
+    bool ok = ch && ch->version == p->dest.chain_version;
     src->release(src->arg, ref);
     return ok;
 }
@@ -346,11 +327,7 @@ static void *resync_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&rs->mu);
         if (!rs->stop && !rs->kicked) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)rs->interval_ms * 1000000ull;
-            ts.tv_sec += (time_t)(ns / 1000000000ull);
-            ts.tv_nsec = (long)(ns % 1000000000ull);
+            struct timespec ts = timespec_after_ms(CLOCK_REALTIME, rs->interval_ms);
             pthread_cond_timedwait(&rs->cv, &rs->mu, &ts);
         }
         bool stop = rs->stop;

@@ -23,33 +23,6 @@
 
 /* ---------------- routing lookups ---------------- */
 
-static const struct mg_chain *find_chain(const struct mg_routing *r, uint32_t id)
-{
-    for (uint32_t i = 0; i < r->nchains; i++)
-        if (r->chains[i].id == id)
-            return &r->chains[i];
-    return NULL;
-}
-
-static const struct mg_target *find_rtarget(const struct mg_routing *r, uint32_t id)
-{
-    for (uint32_t i = 0; i < r->ntargets; i++)
-        if (r->targets[i].id == id)
-            return &r->targets[i];
-    return NULL;
-}
-
-static const char *target_addr(const struct mg_routing *r, uint32_t target_id)
-{
-    const struct mg_target *t = find_rtarget(r, target_id);
-    if (!t)
-        return NULL;
-    for (uint32_t i = 0; i < r->nnodes; i++)
-        if (r->nodes[i].id == t->node_id)
-            return r->nodes[i].addr[0] ? r->nodes[i].addr : NULL;
-    return NULL;
-}
-
 struct local_target *svc_find_target(struct stg_service *s, uint32_t id)
 {
     for (uint32_t i = 0; i < s->ntargets; i++)
@@ -76,7 +49,7 @@ enum access { ACC_READ, ACC_UPDATE };
 static int check_snapshot(const struct mg_routing *r, const struct stg_route *rt,
                           enum access acc, bool client_update, struct route_info *ri)
 {
-    const struct mg_chain *ch = find_chain(r, rt->chain_id);
+    const struct mg_chain *ch = mg_routing_chain(r, rt->chain_id);
     if (!ch)
         return 2;
     if (rt->chain_version < ch->version)
@@ -91,7 +64,7 @@ static int check_snapshot(const struct mg_routing *r, const struct stg_route *rt
         return VF_E_NO_ROUTE;
     if (client_update && pos != 0)
         return VF_E_NOT_HEAD;
-    const struct mg_target *mt = find_rtarget(r, rt->target_id);
+    const struct mg_target *mt = mg_routing_target(r, rt->target_id);
     if (!mt)
         return VF_E_NO_ROUTE;
     bool ok = mt->state == TS_SERVING || (acc == ACC_UPDATE && mt->state == TS_SYNCING);
@@ -104,10 +77,10 @@ static int check_snapshot(const struct mg_routing *r, const struct stg_route *rt
     if (acc == ACC_UPDATE) {
         /* the successor: the next member that takes writes */
         for (uint32_t i = pos + 1; i < ch->ntargets && i < VF_MAX_REPLICAS; i++) {
-            const struct mg_target *nt = find_rtarget(r, ch->targets[i]);
+            const struct mg_target *nt = mg_routing_target(r, ch->targets[i]);
             if (!nt || (nt->state != TS_SERVING && nt->state != TS_SYNCING))
                 continue;
-            const char *addr = target_addr(r, nt->id);
+            const char *addr = mg_routing_target_addr(r, nt->id);
             if (!addr)
                 return VF_E_NO_ROUTE;
             ri->succ_target = nt->id;
@@ -623,14 +596,7 @@ int stg_service_attach(struct stg_service *s, struct rpc_server *srv)
 
 bool stg_service_drain(struct stg_service *s, uint32_t timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = timespec_after_ms(CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&s->inflight_mu);
     int rc = 0;
     while (s->inflight > 0 && rc == 0)
@@ -653,7 +619,7 @@ uint32_t stg_service_report(struct stg_service *s, struct mg_target_report *out,
         ce_statfs(s->targets[i].ce, &rep->capacity, &rep->used);
         /* the node has no opinion of its own beyond "usable": it reports
          * the state mgmtd gave the target, WAITING for one it never saw */
-        const struct mg_target *mt = r ? find_rtarget(r, rep->id) : NULL;
+        const struct mg_target *mt = r ? mg_routing_target(r, rep->id) : NULL;
         rep->state = mt ? mt->state : TS_WAITING;
     }
     src->release(src->arg, ref);
