@@ -92,7 +92,7 @@ EOF
 }
 
 SYSTEMS=$ALL_SYSTEMS
-SET_SIZE= DOWN_WRITE= BEFORE_S= MIN_DOWN_S= RESYNC_CAP_S= AFTER_S= IDLE_CAP_S=
+SET_SIZE='' DOWN_WRITE='' BEFORE_S='' MIN_DOWN_S='' RESYNC_CAP_S='' AFTER_S='' IDLE_CAP_S=''
 LEASE_MS=3000
 BASE_PORT=26100
 QUICK=0
@@ -194,7 +194,7 @@ stop_load() { # SIGINT to fio and the probe; abort the mount when they hang
         kill -KILL $p 2>/dev/null || true
     fi
     for p in $LOAD_PID $PROBE_PID; do wait "$p" 2>/dev/null || true; done
-    LOAD_PID= PROBE_PID=
+    LOAD_PID='' PROBE_PID=''
 }
 
 teardown_current() {
@@ -298,7 +298,10 @@ victim_pid() {
 victim_kill() {
     local pid
     pid=$(victim_pid)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || { log "  $CUR: no storage server 1 to kill"; return 1; }
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+        log "  $CUR: no storage server 1 to kill"
+        return 1
+    fi
     mapfile -d '' -t VICTIM_ARGV <"/proc/$pid/cmdline"
     echo "# killed pid $pid: ${VICTIM_ARGV[*]}" >>"$CUR_LOG"
     kill -KILL "$pid"
@@ -564,7 +567,7 @@ bench_system() {
         printf '%s\tskipped\t%s\t\n' "$CUR" "not built ($why)" >>"$RAW/systems.tsv"
         return 0
     fi
-    MOUNT_DESC= TIMEOUT_DESC=
+    MOUNT_DESC='' TIMEOUT_DESC=''
     local rc=0
     event setup_start
     "${CUR}_up" || rc=$?
