@@ -139,6 +139,8 @@ static void mgmtd_seeds(void)
     SEED(t, "primary", 9, mg_primary, &pr);
     struct mg_sync_done_req sd = {.target_id = 11, .chain_id = 100, .chain_version = 4};
     SEED(t, "sync-done", 10, mg_sync_done_req, &sd);
+    struct mg_report_down_req rd = {.node_id = 103, .reporter_id = 101};
+    SEED(t, "report-down", 11, mg_report_down_req, &rd);
 }
 
 static void meta_seeds(void)

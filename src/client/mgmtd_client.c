@@ -28,6 +28,8 @@
 #define MGC_MAX_REDIRECTS 4
 #define MGC_TRY_TIMEOUT_MS 2000u /* one address may not eat the whole budget */
 
+#define MGC_MAX_DOWN 16
+
 struct mgc {
     struct mgc_opts o;
     char addrs[MGC_MAX_ADDRS][VF_MAX_ADDR + 1];
@@ -50,6 +52,13 @@ struct mgc {
     uint32_t lease_ms;
     uint64_t last_renew_ms;        /* monotonic ms when the last renewal was SENT */
 
+    /* under lock: nodes whose connections were refused, to report to mgmtd
+     * from the refresh thread (MG_REPORT_DOWN), at most once a second each */
+    struct { uint32_t node; uint64_t at_ms; } down[MGC_MAX_DOWN];
+    uint32_t ndown;
+    uint32_t down_pending[MGC_MAX_DOWN];
+    uint32_t ndown_pending;
+
     uint32_t node_id;              /* atomic */
     pthread_mutex_t install_lock;
     pthread_t refresh_thr, hb_thr;
@@ -57,6 +66,8 @@ struct mgc {
 };
 
 static uint64_t mono_ms(void) { return now_ns() / 1000000u; }
+
+static void send_down_reports(struct mgc *m);
 
 /* Wait on m->wake for up to ms (under m->lock); returns early on a signal. */
 static void wait_ms_locked(struct mgc *m, uint64_t ms)
@@ -326,6 +337,7 @@ static void *refresh_main(void *arg)
             break;
         m->kick = false;
         pthread_mutex_unlock(&m->lock);
+        send_down_reports(m);
         char why[160];
         int rc = fetch_routing(m, MAX(period, 1000u), why, sizeof(why));
         if (rc != 0 && rc != RPC_E_SHUTDOWN)
@@ -766,6 +778,61 @@ int mgc_set_target(struct mgc *m, uint32_t target_id, uint8_t state)
     wb_init(&wb, 0);
     mg_set_target_req_enc(&wb, &req);
     return call_and_refresh(m, MG_SET_TARGET, &wb);
+}
+
+void mgc_report_down(struct mgc *m, uint32_t node_id)
+{
+    if (!m || node_id == 0)
+        return;
+    uint64_t now = mono_ms();
+    pthread_mutex_lock(&m->lock);
+    int slot = -1, old = -1;
+    for (uint32_t i = 0; i < m->ndown; i++) {
+        if (m->down[i].node == node_id)
+            slot = (int)i;
+        else if (old < 0 && now - m->down[i].at_ms >= 1000)
+            old = (int)i; /* its report is done: the entry can be reused */
+    }
+    if (slot >= 0 && now - m->down[slot].at_ms < 1000)
+        slot = -2; /* reported within the last second */
+    else if (slot < 0)
+        slot = m->ndown < MGC_MAX_DOWN ? (int)m->ndown++ : old;
+    if (slot >= 0 && m->ndown_pending < MGC_MAX_DOWN) {
+        m->down[slot].node = node_id;
+        m->down[slot].at_ms = now;
+        m->down_pending[m->ndown_pending++] = node_id;
+        m->kick = true;
+        pthread_cond_broadcast(&m->wake);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Refresh thread: tell mgmtd about refused connections before fetching the
+ * routing that may follow from them. */
+static void send_down_reports(struct mgc *m)
+{
+    uint32_t ids[MGC_MAX_DOWN];
+    pthread_mutex_lock(&m->lock);
+    uint32_t n = m->ndown_pending;
+    memcpy(ids, m->down_pending, n * sizeof(ids[0]));
+    m->ndown_pending = 0;
+    pthread_mutex_unlock(&m->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        struct mg_report_down_req req = { ids[i], __atomic_load_n(&m->node_id, __ATOMIC_RELAXED) };
+        struct wbuf wb;
+        wb_init(&wb, 0);
+        mg_report_down_req_enc(&wb, &req);
+        void *p = NULL;
+        size_t plen;
+        char why[160];
+        int rc = wb.err ? ENOMEM
+                        : mgc_call(m, MG_REPORT_DOWN, wb.data, wb.len, 2000, &p, &plen, why,
+                                   sizeof(why));
+        wb_free(&wb);
+        free(p);
+        LOG_DEBUG("mgc", "reported node %u refusing connections: %s", ids[i],
+                  rc == 0 ? "taken out" : vf_strstatus(rc));
+    }
 }
 
 int mgc_sync_done(struct mgc *m, const struct mg_sync_done_req *req)

@@ -83,6 +83,11 @@ uint32_t mgc_alive_nodes(const struct mg_routing *r, uint8_t type, const struct 
 int mgc_create_table(struct mgc *m, const struct mg_create_table_req *req,
                      struct mg_create_table_resp *resp);
 int mgc_set_target(struct mgc *m, uint32_t target_id, uint8_t state);
+/* A connection to node_id was refused (its process may be dead): ask
+ * mgmtd, which checks for itself, to take it out now rather than when its
+ * lease lapses. Never blocks (sent by the refresh thread); at most once a
+ * second per node. */
+void mgc_report_down(struct mgc *m, uint32_t node_id);
 /* Storage: the SYNCING target in req caught up (resync). 0 or status
  * (VF_E_STALE_CHAIN: the chain changed meanwhile). */
 int mgc_sync_done(struct mgc *m, const struct mg_sync_done_req *req);

@@ -56,6 +56,7 @@ struct sc_part {
     uint32_t sync_next;    /* sync: next serving replica to sync */
     uint32_t backoff_ms;
     uint64_t dead_since_ns; /* when routing first showed no serving replica (0 = not) */
+    uint32_t target_node;  /* the node the last attempt went to */
     uint64_t routing_version;
     int last_status;
     uint32_t list_after;   /* list: resume after this index (0 and !list_started = start) */
@@ -388,6 +389,8 @@ static void on_part_done(void *arg, int status, const void *payload, size_t len)
         return;
     }
     p->last_status = status;
+    if (status == RPC_E_CONNECT && p->op->sc->mgc)
+        mgc_report_down(p->op->sc->mgc, p->target_node); /* its process may be gone */
     if (p->op->kind == K_READ && replica_specific(status)) {
         /* another replica may serve it at once; refresh only when all failed */
         p->round_tries++;
@@ -523,6 +526,8 @@ static void part_send(struct sc_part *p)
         break;
     }
     const char *a = rv_target_addr(&rt->r, target);
+    const struct mg_target *tt = mg_routing_target(&rt->r, target);
+    p->target_node = tt ? tt->node_id : 0;
     char addr[VF_MAX_ADDR + 1];
     if (a)
         snprintf(addr, sizeof(addr), "%s", a);

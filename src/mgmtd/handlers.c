@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "mgmtd/probe.h"
 #include "mgmtd/server_internal.h"
 #include "rpc/rpc.h"
 
@@ -290,6 +291,63 @@ static void h_sync_done(struct rpc_call *c, void *arg)
     reply_status(m, c, mg_apply_change(m, do_sync_done, &req, NULL));
 }
 
+/* ---- MG_REPORT_DOWN ---- */
+
+struct down_report {
+    struct mg_report_down_req req;
+    char addr[VF_MAX_ADDR + 1];
+};
+
+static int do_report_down(struct mgmtd *m, struct mg_state *st, void *arg)
+{
+    (void)m;
+    const struct down_report *d = arg;
+    struct mg_node *n = st_find_node(st, d->req.node_id);
+    if (!n)
+        return ENOENT;
+    /* (re-registered meanwhile at another address: not the one we probed) */
+    if (!n->alive || strcmp(n->addr, d->addr) != 0)
+        return 0;
+    LOG_WARN("mgmtd", "node %u (%s) refuses connections (reported by %u, confirmed): taken "
+             "out now instead of when its lease lapses", n->id, n->addr, d->req.reporter_id);
+    return st_node_down(st, n->id);
+}
+
+static void h_report_down(struct rpc_call *c, void *arg)
+{
+    struct mgmtd *m = arg;
+    size_t len;
+    const void *p = rpc_call_payload(c, &len);
+    struct down_report d;
+    memset(&d, 0, sizeof(d));
+    if (mg_report_down_req_dec(p, len, &d.req) != 0) {
+        rpc_reply(c, RPC_E_BADREQ, NULL, 0);
+        return;
+    }
+    pthread_mutex_lock(&m->lock);
+    struct mg_node *n = st_find_node(&m->st, d.req.node_id);
+    bool alive = n && n->alive && n->type != NODE_CLIENT;
+    if (n)
+        snprintf(d.addr, sizeof(d.addr), "%s", n->addr);
+    pthread_mutex_unlock(&m->lock);
+    if (!n) {
+        rpc_reply(c, ENOENT, NULL, 0);
+        return;
+    }
+    /* our own look, outside the lock: only a refusal counts */
+    if (!alive || !d.addr[0]) {
+        rpc_reply(c, 0, NULL, 0);
+        return;
+    }
+    if (!probe_port_closed(d.addr, 500)) {
+        LOG_INFO("mgmtd", "node %u (%s) reported down by %u but accepts connections: left to "
+                 "its lease", d.req.node_id, d.addr, d.req.reporter_id);
+        rpc_reply(c, EAGAIN, NULL, 0);
+        return;
+    }
+    reply_status(m, c, mg_apply_change(m, do_report_down, &d, NULL));
+}
+
 /* ---- MG_UNREGISTER ---- */
 
 static int do_unregister(struct mgmtd *m, struct mg_state *st, void *arg)
@@ -362,6 +420,7 @@ int mg_register_handlers(struct mgmtd *m)
         { MG_WHO_PRIMARY, RPC_EXEC_INLINE, h_who_primary },
         { MG_UNREGISTER, RPC_EXEC_WORKER, h_unregister },
         { MG_SYNC_DONE, RPC_EXEC_WORKER, h_sync_done },
+        { MG_REPORT_DOWN, RPC_EXEC_WORKER, h_report_down },
     };
     for (size_t i = 0; i < ARRAY_SIZE(table); i++)
         if (rpc_server_handle(m->srv, table[i].method, table[i].exec, table[i].fn, m) != 0)

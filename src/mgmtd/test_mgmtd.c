@@ -525,6 +525,54 @@ static void test_damaged_store(void)
     free(dir);
 }
 
+/* ---- a refused connection takes a node out before its lease lapses ---- */
+
+static int report_down(const char *addr, uint32_t node)
+{
+    struct mg_report_down_req req = { node, 7 };
+    struct wbuf wb;
+    wb_init(&wb, 0);
+    mg_report_down_req_enc(&wb, &req);
+    return call(addr, MG_REPORT_DOWN, &wb, NULL, NULL);
+}
+
+static void test_report_down(void)
+{
+    char *dir = make_store_dir();
+    struct kv_db *kv = open_store(dir);
+    struct mgmtd *m = start_mgmtd(kv, 1, "127.0.0.1:0");
+    CHECK(wait_primary(m, 2000));
+    char addr[VF_MAX_ADDR + 1];
+    snprintf(addr, sizeof(addr), "%s", mgmtd_addr(m));
+    /* node 20061 listens (a live process), 62's port is closed (a dead one) */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(20061),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    CHECK(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(lfd, 4) == 0);
+    struct mg_register_resp rr;
+    uint32_t t61[1] = { 6101 }, t62[1] = { 6201 };
+    CHECK_EQ(reg_node(addr, 61, t61, 1, &rr), 0);
+    CHECK_EQ(reg_node(addr, 62, t62, 1, &rr), 0);
+
+    CHECK_EQ(report_down(addr, 61), EAGAIN); /* it answers: left to its lease */
+    CHECK_EQ(report_down(addr, 62), 0);
+    CHECK_EQ(report_down(addr, 62), 0);      /* already out: nothing to do */
+    CHECK_EQ(report_down(addr, 999), ENOENT);
+    struct mg_routing r;
+    routing_now(addr, &r, NULL);
+    CHECK(mgc_find_node(&r, 61)->alive && !mgc_find_node(&r, 62)->alive);
+    CHECK_EQ(mgc_find_target(&r, 6201)->state, TS_OFFLINE);
+    CHECK_EQ(mgc_find_target(&r, 6101)->state, TS_WAITING);
+    mg_routing_free(&r);
+    close(lfd);
+    mgmtd_stop(m);
+    kv_close(kv);
+    remove_dir(dir);
+    free(dir);
+}
+
 /* ---- test 2: the node agent's lease fencing and re-registration ---- */
 
 static int g_lease_lost, g_routing_seen;
@@ -910,6 +958,7 @@ int main(void)
         { "agent_lease", test_agent_lease },
         { "two_primaries_in_process", test_two_primaries_in_process },
         { "damaged_store", test_damaged_store },
+        { "report_down", test_report_down },
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         if (only && strcmp(only, tests[i].name) != 0)

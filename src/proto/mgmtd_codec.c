@@ -450,6 +450,22 @@ int mg_sync_done_req_dec(const void *buf, size_t len, struct mg_sync_done_req *m
     return proto_finish(&rb);
 }
 
+void mg_report_down_req_enc(struct wbuf *wb, const struct mg_report_down_req *m)
+{
+    wb_u32(wb, m->node_id);
+    wb_u32(wb, m->reporter_id);
+}
+
+int mg_report_down_req_dec(const void *buf, size_t len, struct mg_report_down_req *m)
+{
+    struct rbuf rb;
+    rb_init(&rb, buf, len);
+    memset(m, 0, sizeof(*m));
+    m->node_id = rb_u32(&rb);
+    m->reporter_id = rb_u32(&rb);
+    return proto_finish(&rb);
+}
+
 void mg_primary_enc(struct wbuf *wb, const struct mg_primary *m)
 {
     wb_u32(wb, m->node_id);

@@ -29,6 +29,8 @@ enum mgmtd_method {
     MG_WHO_PRIMARY = 0x0106,    /* empty -> mg_primary */
     MG_UNREGISTER = 0x0107,     /* mg_heartbeat_req (node_id only) -> empty: graceful leave */
     MG_SYNC_DONE = 0x0108,      /* mg_sync_done_req -> empty: a SYNCING target caught up */
+    MG_REPORT_DOWN = 0x0109,    /* mg_report_down_req -> empty (0: taken out; EAGAIN: it
+                                 * still accepts connections, left to its lease) */
 };
 
 enum vf_node_type { NODE_MGMTD = 1, NODE_META = 2, NODE_STORAGE = 3, NODE_CLIENT = 4 };
@@ -161,6 +163,17 @@ struct mg_sync_done_req {
     uint64_t chain_version;
 };
 PROTO_CODEC(mg_sync_done_req);
+
+/* "My connection to node_id was refused": sent by servers and clients so a
+ * dead process is taken out at once rather than after its lease. mgmtd
+ * believes it only if its own connection attempt is refused too (a process
+ * that died leaves a closed port; a partition or an overload does not), and
+ * then handles the node as if its lease had lapsed. */
+struct mg_report_down_req {
+    uint32_t node_id;
+    uint32_t reporter_id;      /* 0 = a client */
+};
+PROTO_CODEC(mg_report_down_req);
 
 struct mg_primary {
     uint32_t node_id;          /* 0 = none yet */

@@ -272,6 +272,12 @@ static inline bool mg_sync_done_req_eq(const struct mg_sync_done_req *a,
     return EQ_F(target_id) && EQ_F(chain_id) && EQ_F(chain_version);
 }
 
+static inline bool mg_report_down_req_eq(const struct mg_report_down_req *a,
+                                         const struct mg_report_down_req *b)
+{
+    return EQ_F(node_id) && EQ_F(reporter_id);
+}
+
 static inline bool stg_sync_req_eq(const struct stg_sync_req *a, const struct stg_sync_req *b)
 {
     return EQ_F(target_id);

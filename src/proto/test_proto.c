@@ -727,6 +727,8 @@ static void test_storage_roundtrips(void)
     ROUNDTRIP(stg_repair_req, &rp, nofree);
     struct mg_sync_done_req sd = {.target_id = 11, .chain_id = 100, .chain_version = 1ull << 40};
     ROUNDTRIP(mg_sync_done_req, &sd, nofree);
+    struct mg_report_down_req rd = {.node_id = 103, .reporter_id = 0};
+    ROUNDTRIP(mg_report_down_req, &rd, nofree);
     struct stg_statfs_resp sf = {.ntargets = 64};
     for (uint32_t i = 0; i < 64; i++) {
         sf.targets[i].id = i + 100;

@@ -434,6 +434,9 @@ static void after_forward(void *arg)
     LOG_WARN("craq", "successor failed target=%u succ=%u addr=%s ino=%llx status=%s",
              op->tgt->id, op->succ_target, op->succ_addr, (unsigned long long)op->ino,
              vf_strstatus(op->fwd_status));
+    const struct stg_routing_src *src = &op->svc->o.routing;
+    if (op->fwd_status == RPC_E_CONNECT && src->report_down)
+        src->report_down(src->arg, op->succ_target);
     struct craq_shard *sh = shard_of(op->tgt, op->ino);
     pthread_mutex_lock(&sh->mu);
     op->cs->dirty = false;

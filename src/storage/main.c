@@ -270,6 +270,18 @@ static int rt_report_synced(void *arg, const struct mg_sync_done_req *req)
     return m ? mgc_sync_done(m, req) : VF_E_NO_ROUTE;
 }
 
+static void rt_report_down(void *arg, uint32_t target_id)
+{
+    struct app *a = arg;
+    struct mgc *m = atomic_load(&a->mgc);
+    struct mgc_routing *r = m ? mgc_routing(m) : NULL;
+    const struct mg_target *t = r ? mg_routing_target(&r->r, target_id) : NULL;
+    if (t)
+        mgc_report_down(m, t->node_id);
+    if (r)
+        mgc_routing_put(r);
+}
+
 static uint32_t report_targets(void *arg, struct mg_target_report *out, uint32_t max)
 {
     struct app *a = arg;
@@ -441,7 +453,8 @@ int main(int argc, char **argv)
     struct stg_service_opts so = {
         .node_id = st.node_id, .targets = targets, .ntargets = nt, .rpc = cli,
         .apply_threads = st.apply_threads, .forward_timeout_ms = (uint32_t)st.forward_timeout_ms,
-        .routing = { rt_acquire, rt_release, rt_refresh, rt_lease_valid, rt_report_synced, &app },
+        .routing = { rt_acquire, rt_release, rt_refresh, rt_lease_valid, rt_report_synced,
+                     rt_report_down, &app },
     };
     app.svc = cli ? stg_service_new(&so) : NULL;
     srv = rpc_server_new(&(struct rpc_server_opts){

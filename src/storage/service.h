@@ -54,6 +54,9 @@ struct stg_routing_src {
     /* Tell mgmtd a SYNCING target caught up (resync.h): 0 or a status.
      * NULL = this service runs no resync. */
     int (*report_synced)(void *arg, const struct mg_sync_done_req *req);
+    /* A connection to the node of target_id was refused (mgc_report_down).
+     * Must not block. NULL = not reported. */
+    void (*report_down)(void *arg, uint32_t target_id);
     void *arg;
 };
 
