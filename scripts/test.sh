@@ -11,7 +11,7 @@
 #   fuzz      libFuzzer targets, bounded time each
 # Any sanitizer report fails the stage that produced it.
 #
-# Environment: FUZZ_SECONDS (default 15), SKIP_STAGES="tsan fuzz" to skip.
+# Environment: FUZZ_SECONDS (default 10), SKIP_STAGES="tsan fuzz" to skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -207,8 +207,8 @@ fi
 
 # ---- fuzz ----
 if skip_stage fuzz || [[ ! -x scripts/fuzz.sh ]]; then note "fuzz: skipped"; skipped=$((skipped + 1)); else
-  note "fuzz: ${FUZZ_SECONDS:-15}s per target"
-  bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}" >"$results/fuzz.log" 2>&1
+  note "fuzz: ${FUZZ_SECONDS:-10}s per target"
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}" >"$results/fuzz.log" 2>&1
   while read -r line; do
     case "$line" in
       "fuzz "*": ok"*) pass "$line" ;;
