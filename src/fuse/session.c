@@ -454,6 +454,12 @@ void vfs_session_stop(struct vfs_session *s)
     (void)w;
 }
 
+void vfs_session_quiesce(struct vfs_session *s)
+{
+    if (s)
+        fr_end(s);
+}
+
 void vfs_session_free(struct vfs_session *s)
 {
     if (s == NULL)

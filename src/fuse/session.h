@@ -2,7 +2,8 @@
  *
  * Lifecycle: vfs_session_new() → vfs_session_mount() → vfs_session_run()
  * (blocks: negotiates INIT, starts the channels, serves until the file
- * system is unmounted or vfs_session_stop() is called) → vfs_session_free().
+ * system is unmounted or vfs_session_stop() is called) →
+ * vfs_session_quiesce() → backend and vfs_session_free() (see below).
  */
 #ifndef VALORFS_FUSE_SESSION_H
 #define VALORFS_FUSE_SESSION_H
@@ -66,6 +67,12 @@ const char *vfs_session_mountpoint(const struct vfs_session *s);
 int vfs_session_run(struct vfs_session *s);
 /* Async-signal-safe: asks run() to unmount and return. */
 void vfs_session_stop(struct vfs_session *s);
+/* After run(): the engine stops its own background calls into the backend
+ * (the lost-FORGET timer). A backend whose calls complete on its own
+ * threads (cluster) is then freed before the session, since calls it fails
+ * on its way out answer requests that live in the session's channels; one
+ * whose I/O completes on the channels' rings (passthrough) after it. */
+void vfs_session_quiesce(struct vfs_session *s);
 void vfs_session_free(struct vfs_session *s);
 
 /* Negotiated state, for logs and tests. */

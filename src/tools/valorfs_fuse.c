@@ -667,10 +667,16 @@ int main(int argc, char **argv)
     signal(SIGHUP, SIG_IGN);
     struct vfs_session *done = g_session;
     g_session = NULL;
-    vfs_session_free(done);
-    if (cluster)
+    vfs_session_quiesce(done);
+    if (cluster) {
+        /* its RPC calls still in flight fail as it goes, and their replies
+         * need the requests the session's channels hold */
         cfs_free(fs);
-    else
+        vfs_session_free(done);
+    } else {
+        /* its I/O completes on the channels' rings, freed with the session */
+        vfs_session_free(done);
         pt_free(fs);
+    }
     return rc == 0 ? 0 : 1;
 }
