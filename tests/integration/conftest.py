@@ -486,14 +486,26 @@ def in_child(fn, *args, uid=None, gid=None, groups=(), timeout=60.0):
 
 # ---------------------------------------------------------------- cluster
 
-def free_base_port(span=40):
-    """A base port with base..base+span all free on 127.0.0.1 (every test
-    cluster gets its own range, so two clusters never share a port)."""
+@pytest.fixture
+def no_sanitizer_reports():
+    """Fails the test when a sanitizer report appeared while it ran (a
+    module opts in with pytest.mark.usefixtures("no_sanitizer_reports"))."""
+    before = sanitizer_reports()
+    yield
+    problems = sanitizer_problems(before)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def free_base_port(span=40, lo=20000, hi=60000):
+    """A base port in [lo, hi) with base..base+span all free on 127.0.0.1
+    (every test cluster gets its own range, so two clusters never share a
+    port)."""
     import random
     import socket
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - span)
+        base = rng.randrange(lo, hi - span)
         socks = []
         try:
             for p in range(base, base + span):
@@ -506,7 +518,7 @@ def free_base_port(span=40):
         finally:
             for s in socks:
                 s.close()
-    raise AssertionError("no free port range on 127.0.0.1")
+    raise AssertionError(f"no free port range in {lo}..{hi} on 127.0.0.1")
 
 
 class Cluster:

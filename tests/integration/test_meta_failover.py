@@ -20,7 +20,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,36 +27,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, REPO, Scratch, is_mounted, sanitizer_problems, sanitizer_reports
+from conftest import CLI, REPO, Scratch, free_base_port, is_mounted
 from etcd_helpers import daemons, etcd_installed, processes_mentioning
 
-pytestmark = pytest.mark.skipif(not etcd_installed(), reason="etcd/etcdctl not installed")
+pytestmark = [pytest.mark.skipif(not etcd_installed(), reason="etcd/etcdctl not installed"),
+              pytest.mark.usefixtures("no_sanitizer_reports")]
 
 LOAD = REPO / "tests" / "upgrade" / "load.py"
 KILLS = int(os.environ.get("VALORFS_META_FAILOVER_KILLS", "3"))
 LEASE_MS = 3000
 PORT_LO, PORT_HI, PORT_SPAN = 25000, 25999, 50
 LOOPS = 2
-
-
-def free_base_port():
-    """A base P in this test's range with P..P+PORT_SPAN free on 127.0.0.1."""
-    rng = random.Random()
-    for _ in range(100):
-        base = rng.randrange(PORT_LO, PORT_HI - PORT_SPAN)
-        socks = []
-        try:
-            for p in range(base, base + PORT_SPAN):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError(f"no free port range in {PORT_LO}..{PORT_HI}")
 
 
 class FailoverCluster:
@@ -68,7 +48,7 @@ class FailoverCluster:
         root = Path(self.scratch.root)
         self.data, self.mnt = root / "data", root / "mnt"
         self.mnt.mkdir()
-        self.port = free_base_port()
+        self.port = free_base_port(span=PORT_SPAN, lo=PORT_LO, hi=PORT_HI)
         self.mgmtd = f"127.0.0.1:{self.port}"
         out = subprocess.run([CLI, "up", f"--data={self.data}", f"--mount={self.mnt}",
                               f"--base-port={self.port}", f"--lease-ms={LEASE_MS}",
@@ -115,13 +95,6 @@ def cluster():
     finally:
         c.close()
 
-
-@pytest.fixture(autouse=True)
-def no_sanitizer_reports():
-    before = sanitizer_reports()
-    yield
-    problems = sanitizer_problems(before)
-    assert not problems, "\n".join(problems)
 
 
 def listen_port(meta):

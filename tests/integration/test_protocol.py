@@ -20,17 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BINARY, Child, Daemon, abort_connection, is_mounted, log_errors,
-                      sanitizer_problems, sanitizer_reports, umount, uring_param)
+from conftest import (BINARY, Child, Daemon, abort_connection, is_mounted, log_errors, umount,
+                      uring_param)
 
+pytestmark = pytest.mark.usefixtures("no_sanitizer_reports")
 
-@pytest.fixture(autouse=True)
-def no_sanitizer_reports():
-    before = sanitizer_reports()
-    yield
-    problems = sanitizer_problems(before)
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -29,20 +29,14 @@ import pytest
 from conftest import (BINARY, CLI, REPO, abort_connection, Cluster, Daemon, Scratch, fuse_conn_id, is_mounted,
                       log_errors, sanitizer_problems, sanitizer_reports, uring_param, umount)
 
+pytestmark = pytest.mark.usefixtures("no_sanitizer_reports")
+
 LOAD = REPO / "tests" / "upgrade" / "load.py"
 EVENTS = int(os.environ.get("VALORFS_UPGRADE_EVENTS", "5"))
 # a hung request fails the test instead of blocking the run
 LOAD_TEST_SECONDS = 150
 SMALL_TEST_SECONDS = 45
 
-
-@pytest.fixture(autouse=True)
-def no_sanitizer_reports():
-    before = sanitizer_reports()
-    yield
-    problems = sanitizer_problems(before)
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
 
 
 # ---------------------------------------------------------------- keeper control
