@@ -482,7 +482,7 @@ static void part_send(struct sc_part *p)
         return;
     }
     p->routing_version = rt->r.version;
-    const struct mg_chain *c = rv_chain(&rt->r, p->chain_id);
+    const struct mg_chain *c = mg_routing_chain(&rt->r, p->chain_id);
     uint32_t serving[VF_MAX_REPLICAS];
     uint32_t n = c ? rv_serving(&rt->r, c, serving) : 0;
     if (n == 0) {
@@ -525,7 +525,7 @@ static void part_send(struct sc_part *p)
         target = serving[0]; /* chain writes enter at the head */
         break;
     }
-    const char *a = rv_target_addr(&rt->r, target);
+    const char *a = mg_routing_target_addr(&rt->r, target);
     const struct mg_target *tt = mg_routing_target(&rt->r, target);
     p->target_node = tt ? tt->node_id : 0;
     char addr[VF_MAX_ADDR + 1];

@@ -85,7 +85,8 @@ struct mg_routing {
 };
 PROTO_CODEC(mg_routing);
 void mg_routing_free(struct mg_routing *r);
-/* Lookups in a snapshot (r may be NULL); NULL when absent. */
+/* Lookups in a snapshot (r may be NULL); NULL when absent. Linear scans: a
+ * snapshot holds at most a few thousand entries, cheaper than any RPC. */
 const struct mg_chain *mg_routing_chain(const struct mg_routing *r, uint32_t chain_id);
 const struct mg_target *mg_routing_target(const struct mg_routing *r, uint32_t target_id);
 const struct mg_node *mg_routing_node(const struct mg_routing *r, uint32_t node_id);
